@@ -1,0 +1,23 @@
+"""lfr-rs: adversarial attacks and Local Flatness Regularization, with Rust kernels.
+
+Conventions: models return ``(N, C)`` logits; inputs are floating tensors in
+[0, 1] (NCHW for images); ``labels`` are targets when ``targeted=True``.
+"""
+
+import torch as _torch  # noqa: F401  (libtorch must be initialised before the native module)
+
+from lfr_rs._native import __version__
+from lfr_rs.attacks import ddn, fgsm, mifgsm, pgd
+from lfr_rs.exceptions import DeviceError, LfrError, ShapeError, TorchError
+
+__all__ = [
+    "DeviceError",
+    "LfrError",
+    "ShapeError",
+    "TorchError",
+    "__version__",
+    "ddn",
+    "fgsm",
+    "mifgsm",
+    "pgd",
+]

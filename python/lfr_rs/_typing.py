@@ -1,0 +1,8 @@
+"""``Literal`` aliases for the kernels' string options."""
+
+from typing import Literal
+
+Norm = Literal["linf", "l2"]
+Loss = Literal["ce", "margin"]
+
+__all__ = ["Loss", "Norm"]

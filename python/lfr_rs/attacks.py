@@ -1,0 +1,5 @@
+"""Adversarial attacks (Rust kernels): FGSM, PGD (L-inf / L2), MI-FGSM, DDN."""
+
+from lfr_rs._native import ddn, fgsm, mifgsm, pgd
+
+__all__ = ["ddn", "fgsm", "mifgsm", "pgd"]

@@ -1,0 +1,102 @@
+//! Decoupled Direction and Norm (Rony et al., CVPR 2019, arXiv:1811.09600):
+//! a minimal-L2 attack. Each step moves `delta` along the normalised loss
+//! gradient with a cosine-annealed step `alpha_i = 0.01 + 0.99 (1 + cos(pi i/K)) / 2`,
+//! then rescales it to the norm `eps_i`, which shrinks by `(1 - gamma)` while the
+//! iterate is adversarial and grows by `(1 + gamma)` while it is not (capped at
+//! the largest norm inside the box); the iterate is projected to [0, 1] and
+//! quantized to `levels` grey levels. Returns, per sample, the smallest-L2
+//! adversarial seen, or the input itself where none was found.
+use crate::attacks::Objective;
+use crate::error::{invalid, Result};
+use crate::inputs::{check_batch, check_count, check_non_negative, check_positive};
+use crate::loss::Loss;
+use crate::model::Model;
+use crate::norm::{batch_view, l2_per_sample};
+use tch::Tensor;
+
+#[derive(Debug, Clone, Copy)]
+pub struct DdnParams {
+    pub steps: i64,
+    pub gamma: f64,
+    pub init_norm: f64,
+    /// Grey levels to quantize to (`None`: no quantization).
+    pub levels: Option<i64>,
+    pub targeted: bool,
+}
+
+const ALPHA_MIN: f64 = 0.01;
+
+impl DdnParams {
+    fn check(&self) -> Result<()> {
+        check_count("steps", self.steps)?;
+        check_non_negative("gamma", self.gamma)?;
+        if self.gamma >= 1.0 {
+            return invalid(format!("gamma must be < 1, got {}", self.gamma));
+        }
+        check_positive("init_norm", self.init_norm)?;
+        if let Some(levels) = self.levels {
+            if levels < 2 {
+                return invalid(format!("levels must be >= 2 (or None), got {levels}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Step size of iteration `i` (cosine annealing from 1 to 0.01).
+    fn alpha(&self, i: i64) -> f64 {
+        let t = std::f64::consts::PI * i as f64 / self.steps as f64;
+        ALPHA_MIN + (1.0 - ALPHA_MIN) * (1.0 + t.cos()) / 2.0
+    }
+}
+
+pub fn ddn(model: &impl Model, x: &Tensor, y: &Tensor, p: DdnParams) -> Result<Tensor> {
+    p.check()?;
+    let labels = check_batch(x, y)?;
+    let x = x.f_detach()?;
+    if x.numel() == 0 {
+        return Ok(x.f_detach_copy()?);
+    }
+    tch::with_grad(|| {
+        let nd = x.dim();
+        let obj = Objective::new(labels, Loss::CrossEntropy, p.targeted).summed();
+        let n = x.size().first().copied().unwrap_or(0);
+        let worst_norm = l2_per_sample(&x.f_maximum(&x.f_neg()?.f_add_scalar(1.0)?)?)?;
+        let mut norm = Tensor::f_full([n].as_slice(), p.init_norm, (x.kind(), x.device()))?;
+        let mut best_l2 = worst_norm.f_detach_copy()?;
+        let mut best = x.f_detach_copy()?;
+        let mut delta = x.f_zeros_like()?;
+        for i in 0..p.steps {
+            let l2 = l2_per_sample(&delta)?;
+            let adv = x.f_add(&delta)?;
+            let probe = obj.probe(model, &adv, &obj.labels)?;
+            let is_adv = obj.success(&probe.logits, &obj.labels)?;
+            let improved = is_adv.f_logical_and(&l2.f_lt_tensor(&best_l2)?)?;
+            best_l2 = l2.f_where_self(&improved, &best_l2)?;
+            best = adv.f_where_self(&batch_view(&improved, nd)?, &best)?;
+
+            // Direction: the unit-L2 gradient; a zero gradient gets a random one.
+            let grad = probe.grad;
+            let grad_norm = l2_per_sample(&grad)?;
+            let zero = batch_view(&grad_norm.f_lt(1e-12)?, nd)?;
+            let unit = grad.f_div(&batch_view(&grad_norm, nd)?)?;
+            let unit = if zero.f_any()?.f_int64_value(&[])? != 0 {
+                grad.f_randn_like()?.f_where_self(&zero, &unit)?
+            } else {
+                unit
+            };
+            delta = delta.f_add(&unit.f_mul_scalar(p.alpha(i))?)?;
+
+            // Norm: shrink while adversarial, grow while not.
+            let shrunk = norm.f_mul_scalar(1.0 - p.gamma)?;
+            norm = shrunk.f_where_self(&is_adv, &norm.f_mul_scalar(1.0 + p.gamma)?)?.f_minimum(&worst_norm)?;
+            let scale = norm.f_div(&l2_per_sample(&delta)?)?;
+            let mut next = delta.f_mul(&batch_view(&scale, nd)?)?.f_add(&x)?.f_clamp(0.0, 1.0)?;
+            if let Some(levels) = p.levels {
+                let q = (levels - 1) as f64;
+                next = next.f_mul_scalar(q)?.f_round()?.f_div_scalar(q)?;
+            }
+            delta = next.f_sub(&x)?;
+        }
+        Ok(best)
+    })
+}

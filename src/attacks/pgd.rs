@@ -1,0 +1,158 @@
+//! Projected Gradient Descent (Madry et al., 2018, arXiv:1706.06083) in L-inf
+//! and L2, with torchattacks 3.5.1's step and projection order, plus restarts
+//! and early-stopping evaluation (`keep_best`).
+use crate::attacks::Objective;
+use crate::error::Result;
+use crate::inputs::{check_batch, check_count, check_non_negative};
+use crate::loss::Loss;
+use crate::model::{checked_logits, Model};
+use crate::norm::{batch_view, Norm};
+use tch::{Kind, Tensor};
+
+#[derive(Debug, Clone, Copy)]
+pub struct PgdParams {
+    pub eps: f64,
+    pub alpha: f64,
+    pub steps: i64,
+    pub random_start: bool,
+    pub norm: Norm,
+    pub loss: Loss,
+    pub targeted: bool,
+    pub restarts: i64,
+    pub keep_best: bool,
+}
+
+impl PgdParams {
+    fn check(&self) -> Result<()> {
+        check_non_negative("eps", self.eps)?;
+        check_non_negative("alpha", self.alpha)?;
+        check_count("steps", self.steps)?;
+        check_count("restarts", self.restarts)
+    }
+}
+
+/// Per sample, the best candidate so far: one that fools the model wins and
+/// is final; otherwise the one with the highest objective value.
+struct Candidate {
+    adv: Tensor,
+    value: Tensor,
+    success: Tensor,
+}
+
+impl Candidate {
+    /// Starts from `adv` with objective `-inf` and no success.
+    fn start(adv: Tensor) -> Result<Self> {
+        let m = adv.size().first().copied().unwrap_or(0);
+        let value = Tensor::f_full([m].as_slice(), f64::NEG_INFINITY, (adv.kind(), adv.device()))?;
+        let success = Tensor::f_zeros([m].as_slice(), (Kind::Bool, adv.device()))?;
+        Ok(Candidate { adv, value, success })
+    }
+
+    /// Offers new candidates for the rows `idx` (none of which has succeeded).
+    fn offer(&mut self, idx: &Tensor, adv: &Tensor, value: &Tensor, fooled: &Tensor) -> Result<()> {
+        let value = value.f_to_kind(self.value.kind())?;
+        let prev_value = self.value.f_index_select(0, idx)?;
+        let better = fooled.f_logical_or(&value.f_gt_tensor(&prev_value)?)?;
+        let prev = self.adv.f_index_select(0, idx)?;
+        let merged = adv.f_where_self(&batch_view(&better, adv.dim())?, &prev)?;
+        self.adv = self.adv.f_index_copy(0, idx, &merged)?;
+        self.value = self.value.f_index_copy(0, idx, &value.f_where_self(&better, &prev_value)?)?;
+        self.success = self.success.f_index_copy(0, idx, fooled)?;
+        Ok(())
+    }
+}
+
+/// `x_{t+1} = Π(x_t + alpha * dir(grad))` from `x` (or a random start), for
+/// `steps` steps; returns the last iterate (torchattacks' semantics).
+fn last_iterate(model: &impl Model, obj: &Objective, x: &Tensor, y: &Tensor, p: &PgdParams) -> Result<Tensor> {
+    let mut adv = if p.random_start { p.norm.random_start(x, p.eps)? } else { x.f_detach_copy()? };
+    for _ in 0..p.steps {
+        let probe = obj.probe(model, &adv, y)?;
+        adv = p.norm.step(&adv, &probe.grad, x, p.alpha, p.eps)?;
+    }
+    Ok(adv)
+}
+
+/// Evaluates the last iterate once more to score it.
+fn scored_last_iterate(model: &impl Model, obj: &Objective, x: &Tensor, y: &Tensor, p: &PgdParams) -> Result<Candidate> {
+    let adv = last_iterate(model, obj, x, y, p)?;
+    let logits = tch::no_grad(|| checked_logits(model, &adv))?;
+    let value = obj.loss.objective(&logits, y, obj.targeted)?;
+    let success = obj.success(&logits, y)?;
+    Ok(Candidate { adv, value, success })
+}
+
+/// PGD that keeps, per sample, the first iterate that fools the model (else
+/// the highest-objective one) and stops stepping samples once they are fooled.
+fn tracked(model: &impl Model, obj: &Objective, x: &Tensor, y: &Tensor, p: &PgdParams) -> Result<Candidate> {
+    let m = x.size().first().copied().unwrap_or(0);
+    let mut adv = if p.random_start { p.norm.random_start(x, p.eps)? } else { x.f_detach_copy()? };
+    let mut best = Candidate::start(adv.f_detach_copy()?)?;
+    let mut active = Tensor::f_arange(m, (Kind::Int64, x.device()))?;
+    for step in 0..=p.steps {
+        let xa = adv.f_index_select(0, &active)?;
+        let ya = y.f_index_select(0, &active)?;
+        let last = step == p.steps;
+        let (logits, value, grad) = if last {
+            let logits = tch::no_grad(|| checked_logits(model, &xa))?;
+            let value = obj.loss.objective(&logits, &ya, obj.targeted)?;
+            (logits, value, None)
+        } else {
+            let probe = obj.probe(model, &xa, &ya)?;
+            (probe.logits, probe.value, Some(probe.grad))
+        };
+        let fooled = obj.success(&logits, &ya)?;
+        best.offer(&active, &xa, &value, &fooled)?;
+        let Some(grad) = grad else { break };
+        let keep = fooled.f_logical_not()?.f_nonzero()?.f_squeeze_dim(1)?;
+        if keep.numel() == 0 {
+            break;
+        }
+        let x0 = x.f_index_select(0, &active)?.f_index_select(0, &keep)?;
+        let next = p.norm.step(
+            &xa.f_index_select(0, &keep)?,
+            &grad.f_index_select(0, &keep)?,
+            &x0,
+            p.alpha,
+            p.eps,
+        )?;
+        active = active.f_index_select(0, &keep)?;
+        adv = adv.f_index_copy(0, &active, &next)?;
+    }
+    Ok(best)
+}
+
+/// Runs PGD. With `restarts == 1` and no `keep_best`, returns the last
+/// iterate, exactly as torchattacks' `PGD`/`PGDL2`. Otherwise returns per
+/// sample the first candidate that fools the model (restarts run only on the
+/// samples not yet fooled), else the one with the highest objective.
+pub fn pgd(model: &impl Model, x: &Tensor, y: &Tensor, p: PgdParams) -> Result<Tensor> {
+    p.check()?;
+    let labels = check_batch(x, y)?;
+    let x = x.f_detach()?;
+    if x.numel() == 0 {
+        return Ok(x.f_detach_copy()?);
+    }
+    tch::with_grad(|| {
+        let obj = Objective::new(labels, p.loss, p.targeted);
+        if p.restarts == 1 && !p.keep_best {
+            return last_iterate(model, &obj, &x, &obj.labels, &p);
+        }
+        let mut best = Candidate::start(x.f_detach_copy()?)?;
+        for _ in 0..p.restarts {
+            let todo = best.success.f_logical_not()?.f_nonzero()?.f_squeeze_dim(1)?;
+            if todo.numel() == 0 {
+                break;
+            }
+            let xs = x.f_index_select(0, &todo)?;
+            let ys = obj.labels.f_index_select(0, &todo)?;
+            let c = if p.keep_best {
+                tracked(model, &obj, &xs, &ys, &p)?
+            } else {
+                scored_last_iterate(model, &obj, &xs, &ys, &p)?
+            };
+            best.offer(&todo, &c.adv, &c.value, &c.success)?;
+        }
+        Ok(best.adv)
+    })
+}

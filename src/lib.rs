@@ -1,0 +1,20 @@
+//! lfr-rs: adversarial attacks and Local Flatness Regularization kernels on
+//! libtorch, with a thin PyO3 binding (`src/py/`).
+pub mod attacks;
+pub mod error;
+pub mod inputs;
+pub mod loss;
+pub mod model;
+pub mod norm;
+pub mod project;
+
+#[cfg(feature = "python")]
+pub mod py;
+
+#[cfg(feature = "python")]
+#[pyo3::pymodule]
+fn _native(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+    // torch must be initialised before any tensor is wrapped (tch-rs #723).
+    m.py().import("torch")?;
+    py::register(m)
+}
