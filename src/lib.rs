@@ -1,6 +1,7 @@
 //! lfr-rs: adversarial attacks and Local Flatness Regularization kernels on
 //! libtorch, with a thin PyO3 binding (`src/py/`).
 pub mod attacks;
+pub mod data;
 pub mod error;
 pub mod inputs;
 pub mod loss;

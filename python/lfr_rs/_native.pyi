@@ -58,3 +58,9 @@ def ddn(
     targeted: bool = False,
 ) -> torch.Tensor:
     """Decoupled Direction and Norm (minimal L2) attack."""
+
+def read_idx(path: str) -> torch.Tensor:
+    """Reads an IDX file as a uint8 tensor."""
+
+def load_idx_pair(images: str, labels: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loads IDX images and labels as (float32 in [0, 1], int64)."""

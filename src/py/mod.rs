@@ -1,6 +1,7 @@
 //! The Python binding layer: the only code that names pyo3 / pyo3-tch. It
 //! converts arguments and results; the math lives in the kernels.
 pub mod args;
+pub mod data;
 pub mod errors;
 pub mod functions;
 pub mod model;
@@ -11,6 +12,7 @@ use pyo3::prelude::*;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     functions::register(m)?;
+    data::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

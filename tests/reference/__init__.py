@@ -1,0 +1,5 @@
+"""Plain-PyTorch oracles for the Rust kernels, one pure function per kernel (adv_lib style)."""
+
+from .ddn import ddn
+
+__all__ = ["ddn"]
