@@ -4,9 +4,8 @@ use crate::error::{invalid, LfrError, Result};
 use crate::model::num_classes;
 use tch::{Kind, Tensor};
 
-/// Checks `x` (floating, batch-first, finite, in [0, 1]) and `y` (integer, 1-D,
-/// one label per sample, same device) and returns the labels as `Int64`.
-pub fn check_batch(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+/// Checks `x`: floating, batch-first, finite, in [0, 1].
+pub fn check_inputs(x: &Tensor) -> Result<()> {
     if !x.is_floating_point() {
         return Err(LfrError::InvalidType(format!(
             "inputs must be a floating-point tensor, got {:?}",
@@ -16,6 +15,23 @@ pub fn check_batch(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     if x.dim() < 1 {
         return Err(LfrError::Shape("inputs must have a batch dimension, got a 0-d tensor".into()));
     }
+    if x.numel() > 0 {
+        let lo = x.f_min()?.f_double_value(&[])?;
+        let hi = x.f_max()?.f_double_value(&[])?;
+        if lo.is_nan() || hi.is_nan() {
+            return invalid("inputs contain NaN");
+        }
+        if lo < 0.0 || hi > 1.0 {
+            return invalid(format!("inputs must lie in [0, 1], got values in [{lo}, {hi}]"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks `x` (see [`check_inputs`]) and `y` (integer, 1-D, one label per
+/// sample, same device) and returns the labels as `Int64`.
+pub fn check_batch(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    check_inputs(x)?;
     let integer = matches!(y.kind(), Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8);
     if !integer {
         return Err(LfrError::InvalidType(format!(
@@ -38,18 +54,8 @@ pub fn check_batch(x: &Tensor, y: &Tensor) -> Result<Tensor> {
             y.device()
         )));
     }
-    if n > 0 {
-        let lo = x.f_min()?.f_double_value(&[])?;
-        let hi = x.f_max()?.f_double_value(&[])?;
-        if lo.is_nan() || hi.is_nan() {
-            return invalid("inputs contain NaN");
-        }
-        if lo < 0.0 || hi > 1.0 {
-            return invalid(format!("inputs must lie in [0, 1], got values in [{lo}, {hi}]"));
-        }
-        if y.f_min()?.f_int64_value(&[])? < 0 {
-            return invalid("labels must be non-negative class indices");
-        }
+    if n > 0 && y.f_min()?.f_int64_value(&[])? < 0 {
+        return invalid("labels must be non-negative class indices");
     }
     Ok(y.f_to_kind(Kind::Int64)?)
 }

@@ -4,10 +4,14 @@ pub mod attacks;
 pub mod data;
 pub mod error;
 pub mod inputs;
+pub mod lfr;
+pub mod llr;
 pub mod loss;
 pub mod model;
 pub mod norm;
+pub mod penalty;
 pub mod project;
+pub mod trades;
 
 #[cfg(feature = "python")]
 pub mod py;

@@ -9,6 +9,14 @@ import torch as _torch  # noqa: F401  (libtorch must be initialised before the n
 from lfr_rs._native import __version__
 from lfr_rs.attacks import ddn, fgsm, mifgsm, pgd
 from lfr_rs.exceptions import DeviceError, LfrError, ShapeError, TorchError
+from lfr_rs.regularizers import (
+    flatness_grad,
+    grad_norm_penalty,
+    lfr_perturb,
+    llr_perturb,
+    local_flatness,
+    trades_perturb,
+)
 
 __all__ = [
     "DeviceError",
@@ -18,6 +26,12 @@ __all__ = [
     "__version__",
     "ddn",
     "fgsm",
+    "flatness_grad",
+    "grad_norm_penalty",
+    "lfr_perturb",
+    "llr_perturb",
+    "local_flatness",
     "mifgsm",
     "pgd",
+    "trades_perturb",
 ]

@@ -2,7 +2,7 @@ from typing import Callable, Optional
 
 import torch
 
-from lfr_rs._typing import Loss, Norm
+from lfr_rs._typing import Hvp, Loss, Norm
 
 __version__: str
 
@@ -64,3 +64,54 @@ def read_idx(path: str) -> torch.Tensor:
 
 def load_idx_pair(images: str, labels: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Loads IDX images and labels as (float32 in [0, 1], int64)."""
+
+def grad_norm_penalty(model: Model, inputs: torch.Tensor, labels: torch.Tensor, *, p: float = 1.0) -> torch.Tensor:
+    """Per-sample ||d_x CE||_p, differentiable w.r.t. the model's parameters."""
+
+def lfr_perturb(
+    model: Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int = 10,
+    random_start: bool = True,
+    hvp: Hvp = "exact",
+    fd_step: float = 0.01,
+) -> torch.Tensor:
+    """LFR inner maximization (eq. 3)."""
+
+def local_flatness(
+    model: Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int = 10,
+    random_start: bool = True,
+    hvp: Hvp = "exact",
+    fd_step: float = 0.01,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x', ||d_x L(x')||_1): the local flatness of Definition 1 and its maximizer."""
+
+def flatness_grad(
+    model: Model, inputs: torch.Tensor, labels: torch.Tensor, *, hvp: Hvp = "exact", fd_step: float = 0.01
+) -> torch.Tensor:
+    """Gradient of ||d_x L(x)||_1 with respect to x (H(x) sign(g(x)))."""
+
+def trades_perturb(model: Model, inputs: torch.Tensor, *, eps: float, alpha: float, steps: int = 10) -> torch.Tensor:
+    """TRADES inner maximization (KL ascent from x + 0.001 randn)."""
+
+def llr_perturb(
+    model: Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int = 10,
+    random_start: bool = True,
+) -> torch.Tensor:
+    """LLR inner maximization of the local linearity error."""

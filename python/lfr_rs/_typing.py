@@ -4,5 +4,6 @@ from typing import Literal
 
 Norm = Literal["linf", "l2"]
 Loss = Literal["ce", "margin"]
+Hvp = Literal["exact", "fd"]
 
-__all__ = ["Loss", "Norm"]
+__all__ = ["Hvp", "Loss", "Norm"]

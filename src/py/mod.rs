@@ -5,6 +5,7 @@ pub mod data;
 pub mod errors;
 pub mod functions;
 pub mod model;
+pub mod regularizers;
 pub mod tensor;
 
 use pyo3::prelude::*;
@@ -13,6 +14,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     functions::register(m)?;
     data::register(m)?;
+    regularizers::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

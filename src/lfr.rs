@@ -1,0 +1,111 @@
+//! LFR inner maximization, eq. (3): `x' = argmax_{x' in B_inf(x, eps)} ||d_x L(x')||_1`
+//! by projected sign ascent. The ascent direction is the gradient of the
+//! local flatness, `d/dx' ||g(x')||_1 = H(x') sign(g(x'))` (a Hessian-vector
+//! product), computed either exactly by double backprop or by a forward finite
+//! difference of two input gradients, `(g(x' + h v) - g(x')) / h` with
+//! `v = sign(g(x'))`.
+use crate::error::{invalid, LfrError, Result};
+use crate::inputs::{check_batch, check_count, check_non_negative};
+use crate::model::Model;
+use crate::norm::lp_per_sample;
+use crate::penalty::ce_input_grad;
+use crate::project::project_linf;
+use tch::Tensor;
+
+/// How the Hessian-vector product is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Hvp {
+    /// Double backprop.
+    Exact,
+    /// Forward difference with step `h` along `sign(g)`.
+    FiniteDifference(f64),
+}
+
+impl Hvp {
+    pub const NAMES: [&'static str; 2] = ["exact", "fd"];
+
+    pub fn parse(name: &str, fd_step: f64) -> Result<Self> {
+        match name {
+            "exact" => Ok(Hvp::Exact),
+            "fd" => {
+                if !fd_step.is_finite() || fd_step <= 0.0 {
+                    return invalid(format!("fd_step must be a finite number > 0, got {fd_step}"));
+                }
+                Ok(Hvp::FiniteDifference(fd_step))
+            }
+            _ => invalid(format!("unknown hvp {name:?}; expected one of {:?}", Self::NAMES)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LfrParams {
+    pub eps: f64,
+    pub alpha: f64,
+    pub steps: i64,
+    pub random_start: bool,
+    pub hvp: Hvp,
+}
+
+/// `H(x) sign(g(x))`, the gradient of `||g(x)||_1` with respect to `x`, per
+/// sample (`g` the per-sample input gradient of the cross-entropy).
+fn flatness_direction(model: &impl Model, x: &Tensor, labels: &Tensor, hvp: Hvp) -> Result<Tensor> {
+    let xr = x.f_detach()?.f_set_requires_grad(true)?;
+    match hvp {
+        Hvp::Exact => {
+            let (_, g) = ce_input_grad(model, &xr, labels, true)?;
+            let flatness = g.f_abs()?.f_sum(None)?;
+            Tensor::f_run_backward(&[&flatness], &[&xr], false, false)?
+                .pop()
+                .ok_or_else(|| LfrError::Shape("autograd returned no gradient".into()))
+        }
+        Hvp::FiniteDifference(h) => {
+            let (_, g) = ce_input_grad(model, &xr, labels, false)?;
+            let shifted = x.f_add(&g.f_sign()?.f_mul_scalar(h)?)?.f_set_requires_grad(true)?;
+            let (_, g_h) = ce_input_grad(model, &shifted, labels, false)?;
+            Ok(g_h.f_sub(&g)?.f_div_scalar(h)?)
+        }
+    }
+}
+
+/// The gradient of the local flatness `||d_x L(x)||_1` with respect to `x`.
+pub fn flatness_grad(model: &impl Model, x: &Tensor, y: &Tensor, hvp: Hvp) -> Result<Tensor> {
+    let labels = check_batch(x, y)?;
+    if x.numel() == 0 {
+        return Ok(x.f_detach_copy()?);
+    }
+    tch::with_grad(|| flatness_direction(model, x, &labels, hvp))
+}
+
+/// Runs the inner maximization. Returns `x'` and, when `with_gamma`, the
+/// achieved `gamma_C(x, eps) ~ ||d_x L(x')||_1` per sample (Definition 1),
+/// which costs one more forward/backward.
+pub fn lfr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LfrParams, with_gamma: bool) -> Result<(Tensor, Option<Tensor>)> {
+    check_non_negative("eps", p.eps)?;
+    check_non_negative("alpha", p.alpha)?;
+    check_count("steps", p.steps)?;
+    let labels = check_batch(x, y)?;
+    let x = x.f_detach()?;
+    if x.numel() == 0 {
+        let gamma = Tensor::f_zeros([0i64].as_slice(), (x.kind(), x.device()))?;
+        return Ok((x.f_detach_copy()?, with_gamma.then_some(gamma)));
+    }
+    tch::with_grad(|| {
+        let mut adv = if p.random_start {
+            crate::norm::Norm::Linf.random_start(&x, p.eps)?
+        } else {
+            x.f_detach_copy()?
+        };
+        for _ in 0..p.steps {
+            let dir = flatness_direction(model, &adv, &labels, p.hvp)?;
+            adv = project_linf(&adv.f_add(&dir.f_sign()?.f_mul_scalar(p.alpha)?)?, &x, p.eps)?;
+        }
+        let gamma = if with_gamma {
+            let xr = adv.f_detach()?.f_set_requires_grad(true)?;
+            Some(lp_per_sample(&ce_input_grad(model, &xr, &labels, false)?.1, 1.0)?)
+        } else {
+            None
+        };
+        Ok((adv, gamma))
+    })
+}

@@ -1,0 +1,47 @@
+//! LLR inner maximization (Qin et al., NeurIPS 2019, arXiv:1907.02610): find
+//! `delta` in `B_inf(0, eps)` (with `x + delta` in [0, 1]) maximizing the local
+//! linearity error `gamma(x, delta) = |L(x + delta) - L(x) - delta^T grad_x L(x)|`,
+//! per sample, by projected sign ascent.
+use crate::error::{LfrError, Result};
+use crate::inputs::{check_batch, check_count, check_non_negative};
+use crate::loss::Loss;
+use crate::model::{checked_logits, Model};
+use crate::norm::Norm;
+use crate::penalty::ce_input_grad;
+use crate::project::project_linf;
+use tch::Tensor;
+
+#[derive(Debug, Clone, Copy)]
+pub struct LlrParams {
+    pub eps: f64,
+    pub alpha: f64,
+    pub steps: i64,
+    pub random_start: bool,
+}
+
+pub fn llr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LlrParams) -> Result<Tensor> {
+    check_non_negative("eps", p.eps)?;
+    check_non_negative("alpha", p.alpha)?;
+    check_count("steps", p.steps)?;
+    let labels = check_batch(x, y)?;
+    let x = x.f_detach()?;
+    if x.numel() == 0 {
+        return Ok(x.f_detach_copy()?);
+    }
+    tch::with_grad(|| {
+        let xr = x.f_detach()?.f_set_requires_grad(true)?;
+        let (loss0, grad0) = ce_input_grad(model, &xr, &labels, false)?;
+        let mut adv = if p.random_start { Norm::Linf.random_start(&x, p.eps)? } else { x.f_detach_copy()? };
+        for _ in 0..p.steps {
+            let ar = adv.f_detach()?.f_set_requires_grad(true)?;
+            let loss = Loss::CrossEntropy.objective(&checked_logits(model, &ar)?, &labels, false)?;
+            let linear = ar.f_sub(&x)?.f_mul(&grad0)?.f_flatten(1, -1)?.f_sum_dim_intlist(1, false, None)?;
+            let gamma = loss.f_sub(&loss0)?.f_sub(&linear)?.f_abs()?.f_sum(None)?;
+            let grad = Tensor::f_run_backward(&[&gamma], &[&ar], false, false)?
+                .pop()
+                .ok_or_else(|| LfrError::Shape("autograd returned no gradient".into()))?;
+            adv = project_linf(&adv.f_add(&grad.f_sign()?.f_mul_scalar(p.alpha)?)?, &x, p.eps)?;
+        }
+        Ok(adv)
+    })
+}

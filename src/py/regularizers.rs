@@ -1,0 +1,256 @@
+//! Bindings for the regularizer kernels: the gradient-norm penalty, the LFR
+//! inner maximization and the TRADES / LLR inner maximizations.
+use crate::lfr::{flatness_grad, lfr_perturb, Hvp, LfrParams};
+use crate::llr::{llr_perturb, LlrParams};
+use crate::penalty::grad_norm_penalty;
+use crate::py::model::PyModel;
+use crate::py::tensor::{to_py, PyTensor};
+use crate::trades::{trades_perturb, TradesParams};
+use pyo3::prelude::*;
+
+/// Fused gradient-norm penalty ``||d_x CE(model(x_i), y_i)||_p`` per sample.
+///
+/// First-order defense of Simon-Gabriel et al. (2019, https://arxiv.org/abs/1802.01421);
+/// evaluated at the LFR point ``x'`` it is the regularizer of eq. (4) of
+/// Local Flatness Regularization. One call does the forward pass, the input
+/// gradient with its graph kept (double backprop) and the norm, so the result
+/// is differentiable with respect to the model's parameters.
+///
+/// Parameters
+/// ----------
+/// model : callable
+///     Maps inputs to ``(N, C)`` logits.
+/// inputs : torch.Tensor
+///     Batch in [0, 1], shape ``(N, ...)``.
+/// labels : torch.Tensor
+///     ``(N,)`` integer labels.
+/// p : {1, 2, inf}, default 1
+///
+/// Shape
+/// -----
+/// inputs ``(N, ...)``, labels ``(N,)``, returns ``(N,)``.
+///
+/// Returns
+/// -------
+/// torch.Tensor
+///     Per-sample gradient norms; ``(ce + lam * pen.mean()).backward()`` trains.
+#[pyfunction]
+#[pyo3(name = "grad_norm_penalty", signature = (model, inputs, labels, *, p = 1.0))]
+pub fn py_grad_norm_penalty(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, p: f64) -> PyResult<PyObject> {
+    let model = PyModel::new(model, &inputs)?;
+    let (x, y, m) = (inputs.0, labels.0, &model);
+    let out = py.allow_threads(move || grad_norm_penalty(m, &x, &y, p))?;
+    to_py(py, &out)
+}
+
+fn lfr_params(eps: f64, alpha: f64, steps: i64, random_start: bool, hvp: &str, fd_step: f64) -> PyResult<LfrParams> {
+    Ok(LfrParams { eps, alpha, steps, random_start, hvp: Hvp::parse(hvp, fd_step)? })
+}
+
+/// LFR inner maximization, eq. (3): ``argmax_{x' in B_inf(x, eps)} ||d_x L(x')||_1``.
+///
+/// Projected sign ascent along ``H(x') sign(g(x'))``, the gradient of the local
+/// flatness, computed exactly by double backprop (``hvp="exact"``) or by the
+/// forward difference ``(g(x' + h sign(g)) - g(x')) / h`` (``hvp="fd"``, two
+/// plain forward/backward passes, ``h = fd_step``). Local Flatness
+/// Regularization: Xu, Li, Jiang, Xia, "Adversarial Defense via Local Flatness Regularization".
+///
+/// Parameters
+/// ----------
+/// model : callable
+/// inputs : torch.Tensor
+///     Batch in [0, 1], shape ``(N, ...)``.
+/// labels : torch.Tensor
+///     ``(N,)`` integer labels.
+/// eps : float
+/// alpha : float
+/// steps : int, default 10
+/// random_start : bool, default True
+/// hvp : {"exact", "fd"}, default "exact"
+/// fd_step : float, default 0.01
+///
+/// Shape
+/// -----
+/// inputs ``(N, ...)``, labels ``(N,)``, returns ``(N, ...)``.
+///
+/// Returns
+/// -------
+/// torch.Tensor
+///     ``x'``, detached, in the eps-ball and in [0, 1].
+#[pyfunction]
+#[pyo3(name = "lfr_perturb", signature = (model, inputs, labels, *, eps, alpha, steps = 10, random_start = true, hvp = "exact", fd_step = 0.01))]
+#[allow(clippy::too_many_arguments)]
+pub fn py_lfr_perturb(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    inputs: PyTensor,
+    labels: PyTensor,
+    eps: f64,
+    alpha: f64,
+    steps: i64,
+    random_start: bool,
+    hvp: &str,
+    fd_step: f64,
+) -> PyResult<PyObject> {
+    let params = lfr_params(eps, alpha, steps, random_start, hvp, fd_step)?;
+    let model = PyModel::new(model, &inputs)?;
+    let (x, y, m) = (inputs.0, labels.0, &model);
+    let (adv, _) = py.allow_threads(move || lfr_perturb(m, &x, &y, params, false))?;
+    to_py(py, &adv)
+}
+
+/// Local flatness ``gamma_C(x, eps)`` of Definition 1, with the maximizer.
+///
+/// Runs :func:`lfr_perturb` and returns ``(x', ||d_x L(x')||_1)``; the second
+/// value is the achieved (lower-bound) estimate of
+/// ``max_{x' in B_inf(x, eps)} ||d_x L(x')||_1`` per sample.
+///
+/// Parameters
+/// ----------
+/// Same as :func:`lfr_perturb`.
+///
+/// Shape
+/// -----
+/// inputs ``(N, ...)``, labels ``(N,)``; returns ``(N, ...)`` and ``(N,)``.
+///
+/// Returns
+/// -------
+/// tuple of torch.Tensor
+#[pyfunction]
+#[pyo3(name = "local_flatness", signature = (model, inputs, labels, *, eps, alpha, steps = 10, random_start = true, hvp = "exact", fd_step = 0.01))]
+#[allow(clippy::too_many_arguments)]
+pub fn py_local_flatness(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    inputs: PyTensor,
+    labels: PyTensor,
+    eps: f64,
+    alpha: f64,
+    steps: i64,
+    random_start: bool,
+    hvp: &str,
+    fd_step: f64,
+) -> PyResult<(PyObject, PyObject)> {
+    let params = lfr_params(eps, alpha, steps, random_start, hvp, fd_step)?;
+    let model = PyModel::new(model, &inputs)?;
+    let (x, y, m) = (inputs.0, labels.0, &model);
+    let (adv, gamma) = py.allow_threads(move || lfr_perturb(m, &x, &y, params, true))?;
+    let gamma = gamma.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("no flatness returned"))?;
+    Ok((to_py(py, &adv)?, to_py(py, &gamma)?))
+}
+
+/// Gradient of the local flatness ``||d_x L(x)||_1`` with respect to ``x``.
+///
+/// ``H(x) sign(g(x))`` per sample: the ascent direction of :func:`lfr_perturb`,
+/// exact (double backprop) or by forward finite difference.
+///
+/// Parameters
+/// ----------
+/// model : callable
+/// inputs : torch.Tensor
+/// labels : torch.Tensor
+/// hvp : {"exact", "fd"}, default "exact"
+/// fd_step : float, default 0.01
+///
+/// Shape
+/// -----
+/// inputs ``(N, ...)``, labels ``(N,)``, returns ``(N, ...)``.
+///
+/// Returns
+/// -------
+/// torch.Tensor
+#[pyfunction]
+#[pyo3(name = "flatness_grad", signature = (model, inputs, labels, *, hvp = "exact", fd_step = 0.01))]
+pub fn py_flatness_grad(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, hvp: &str, fd_step: f64) -> PyResult<PyObject> {
+    let hvp = Hvp::parse(hvp, fd_step)?;
+    let model = PyModel::new(model, &inputs)?;
+    let (x, y, m) = (inputs.0, labels.0, &model);
+    let out = py.allow_threads(move || flatness_grad(m, &x, &y, hvp))?;
+    to_py(py, &out)
+}
+
+/// TRADES inner maximization (Zhang et al., 2019, https://arxiv.org/abs/1901.08573).
+///
+/// As the official ``trades_loss``: start at ``x + 0.001 * randn``, ascend
+/// ``KL(softmax(f(x)) || softmax(f(x_adv)))`` with sign steps of ``alpha``,
+/// project to ``[x - eps, x + eps]`` and then [0, 1].
+///
+/// Parameters
+/// ----------
+/// model : callable
+/// inputs : torch.Tensor
+///     Batch in [0, 1], shape ``(N, ...)``.
+/// eps : float
+/// alpha : float
+/// steps : int, default 10
+///
+/// Shape
+/// -----
+/// inputs ``(N, ...)``, returns ``(N, ...)``.
+///
+/// Returns
+/// -------
+/// torch.Tensor
+#[pyfunction]
+#[pyo3(name = "trades_perturb", signature = (model, inputs, *, eps, alpha, steps = 10))]
+pub fn py_trades_perturb(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, eps: f64, alpha: f64, steps: i64) -> PyResult<PyObject> {
+    let model = PyModel::new(model, &inputs)?;
+    let (x, m) = (inputs.0, &model);
+    let out = py.allow_threads(move || trades_perturb(m, &x, TradesParams { eps, alpha, steps }))?;
+    to_py(py, &out)
+}
+
+/// LLR inner maximization (Qin et al., 2019, https://arxiv.org/abs/1907.02610).
+///
+/// Maximizes the local linearity error
+/// ``gamma(x, delta) = |L(x + delta) - L(x) - delta^T grad_x L(x)|`` over the
+/// L-inf ball (and [0, 1]) by projected sign ascent; returns ``x + delta``.
+///
+/// Parameters
+/// ----------
+/// model : callable
+/// inputs : torch.Tensor
+///     Batch in [0, 1], shape ``(N, ...)``.
+/// labels : torch.Tensor
+///     ``(N,)`` integer labels.
+/// eps : float
+/// alpha : float
+/// steps : int, default 10
+/// random_start : bool, default True
+///
+/// Shape
+/// -----
+/// inputs ``(N, ...)``, labels ``(N,)``, returns ``(N, ...)``.
+///
+/// Returns
+/// -------
+/// torch.Tensor
+#[pyfunction]
+#[pyo3(name = "llr_perturb", signature = (model, inputs, labels, *, eps, alpha, steps = 10, random_start = true))]
+#[allow(clippy::too_many_arguments)]
+pub fn py_llr_perturb(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    inputs: PyTensor,
+    labels: PyTensor,
+    eps: f64,
+    alpha: f64,
+    steps: i64,
+    random_start: bool,
+) -> PyResult<PyObject> {
+    let model = PyModel::new(model, &inputs)?;
+    let (x, y, m) = (inputs.0, labels.0, &model);
+    let p = LlrParams { eps, alpha, steps, random_start };
+    let out = py.allow_threads(move || llr_perturb(m, &x, &y, p))?;
+    to_py(py, &out)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(py_grad_norm_penalty, m)?)?;
+    m.add_function(wrap_pyfunction!(py_lfr_perturb, m)?)?;
+    m.add_function(wrap_pyfunction!(py_local_flatness, m)?)?;
+    m.add_function(wrap_pyfunction!(py_flatness_grad, m)?)?;
+    m.add_function(wrap_pyfunction!(py_trades_perturb, m)?)?;
+    m.add_function(wrap_pyfunction!(py_llr_perturb, m)?)?;
+    Ok(())
+}

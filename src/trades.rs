@@ -1,0 +1,47 @@
+//! TRADES inner maximization (Zhang et al., ICML 2019, arXiv:1901.08573), as
+//! the official `trades_loss` computes it: start at `x + 0.001 * N(0, I)`,
+//! ascend `KL(softmax(f(x)) || softmax(f(x_adv)))` (summed) with sign steps,
+//! then `min(max(x_adv, x - eps), x + eps)` and clip to [0, 1].
+use crate::error::{LfrError, Result};
+use crate::inputs::{check_count, check_inputs, check_non_negative};
+use crate::model::{checked_logits, Model};
+use tch::{Kind, Reduction, Tensor};
+
+#[derive(Debug, Clone, Copy)]
+pub struct TradesParams {
+    pub eps: f64,
+    pub alpha: f64,
+    pub steps: i64,
+}
+
+/// Standard deviation of the official random start.
+pub const START_STD: f64 = 0.001;
+
+pub fn trades_perturb(model: &impl Model, x: &Tensor, p: TradesParams) -> Result<Tensor> {
+    check_non_negative("eps", p.eps)?;
+    check_non_negative("alpha", p.alpha)?;
+    check_count("steps", p.steps)?;
+    check_inputs(x)?;
+    let x = x.f_detach()?;
+    if x.numel() == 0 {
+        return Ok(x.f_detach_copy()?);
+    }
+    tch::with_grad(|| {
+        // The natural distribution is a constant of the inner problem (the
+        // official code recomputes it every step; in eval mode it is the same).
+        let natural = tch::no_grad(|| checked_logits(model, &x))?.f_softmax(1, Kind::Float)?.f_to_kind(x.kind())?;
+        let (lower, upper) = (x.f_sub_scalar(p.eps)?, x.f_add_scalar(p.eps)?);
+        let mut adv = x.f_add(&x.f_randn_like()?.f_mul_scalar(START_STD)?)?;
+        for _ in 0..p.steps {
+            let xr = adv.f_detach()?.f_set_requires_grad(true)?;
+            let log_q = checked_logits(model, &xr)?.f_log_softmax(1, None::<Kind>)?;
+            let kl = log_q.f_kl_div(&natural, Reduction::Sum, false)?;
+            let grad = Tensor::f_run_backward(&[&kl], &[&xr], false, false)?
+                .pop()
+                .ok_or_else(|| LfrError::Shape("autograd returned no gradient".into()))?;
+            adv = adv.f_add(&grad.f_sign()?.f_mul_scalar(p.alpha)?)?;
+            adv = adv.f_max_other(&lower)?.f_min_other(&upper)?.f_clamp(0.0, 1.0)?;
+        }
+        Ok(adv)
+    })
+}
