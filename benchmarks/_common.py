@@ -36,8 +36,9 @@ ALLOCATOR_ENV = ("GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_CONF", "MALLOC_ARENA_MA
 # ---------------------------------------------------------------- CLI / env
 
 
-def add_common_args(parser: argparse.ArgumentParser, *, default_json: str) -> None:
-    """Options every benchmark shares."""
+def add_common_args(parser: argparse.ArgumentParser, *, default_json: str, quick_json: str) -> None:
+    """Options every benchmark shares (``--json`` defaults to ``quick_json``
+    under ``--quick``, so a smoke test never overwrites real figures)."""
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for every side (default: torch's)")
@@ -45,7 +46,14 @@ def add_common_args(parser: argparse.ArgumentParser, *, default_json: str) -> No
     parser.add_argument("--model-epochs", type=int, default=2, help="epochs for the standard-trained model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test only")
-    parser.add_argument("--json", default=default_json, help="where to write the results")
+    parser.add_argument("--json", default=None, help=f"where to write the results (default {default_json})")
+    parser.set_defaults(_json_defaults=(default_json, quick_json))
+
+
+def json_path(args: argparse.Namespace) -> str:
+    """The ``--json`` path, or the default for a full or a ``--quick`` run."""
+    full, quick = args._json_defaults
+    return args.json or (quick if args.quick else full)
 
 
 def set_threads(n: Optional[int]) -> int:

@@ -6,18 +6,18 @@ from lfr_rs._typing import Hvp, Loss, Norm
 
 __version__: str
 
-Model = Callable[[torch.Tensor], torch.Tensor]
+_Model = Callable[[torch.Tensor], torch.Tensor]
 
 class LfrError(Exception): ...
 class ShapeError(LfrError): ...
 class DeviceError(LfrError): ...
 class TorchError(LfrError): ...
 
-def fgsm(model: Model, inputs: torch.Tensor, labels: torch.Tensor, *, eps: float, targeted: bool = False) -> torch.Tensor:
+def fgsm(model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, eps: float, targeted: bool = False) -> torch.Tensor:
     """Fast Gradient Sign Method."""
 
 def pgd(
-    model: Model,
+    model: _Model,
     inputs: torch.Tensor,
     labels: torch.Tensor,
     *,
@@ -34,7 +34,7 @@ def pgd(
     """Projected Gradient Descent (L-inf or L2)."""
 
 def mifgsm(
-    model: Model,
+    model: _Model,
     inputs: torch.Tensor,
     labels: torch.Tensor,
     *,
@@ -47,7 +47,7 @@ def mifgsm(
     """Momentum Iterative FGSM."""
 
 def ddn(
-    model: Model,
+    model: _Model,
     inputs: torch.Tensor,
     labels: torch.Tensor,
     *,
@@ -65,11 +65,11 @@ def read_idx(path: str) -> torch.Tensor:
 def load_idx_pair(images: str, labels: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Loads IDX images and labels as (float32 in [0, 1], int64)."""
 
-def grad_norm_penalty(model: Model, inputs: torch.Tensor, labels: torch.Tensor, *, p: float = 1.0) -> torch.Tensor:
+def grad_norm_penalty(model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, p: float = 1.0) -> torch.Tensor:
     """Per-sample ||d_x CE||_p, differentiable w.r.t. the model's parameters."""
 
 def lfr_perturb(
-    model: Model,
+    model: _Model,
     inputs: torch.Tensor,
     labels: torch.Tensor,
     *,
@@ -83,7 +83,7 @@ def lfr_perturb(
     """LFR inner maximization (eq. 3)."""
 
 def local_flatness(
-    model: Model,
+    model: _Model,
     inputs: torch.Tensor,
     labels: torch.Tensor,
     *,
@@ -97,15 +97,15 @@ def local_flatness(
     """(x', ||d_x L(x')||_1): the local flatness of Definition 1 and its maximizer."""
 
 def flatness_grad(
-    model: Model, inputs: torch.Tensor, labels: torch.Tensor, *, hvp: Hvp = "exact", fd_step: float = 0.01
+    model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, hvp: Hvp = "exact", fd_step: float = 0.01
 ) -> torch.Tensor:
     """Gradient of ||d_x L(x)||_1 with respect to x (H(x) sign(g(x)))."""
 
-def trades_perturb(model: Model, inputs: torch.Tensor, *, eps: float, alpha: float, steps: int = 10) -> torch.Tensor:
+def trades_perturb(model: _Model, inputs: torch.Tensor, *, eps: float, alpha: float, steps: int = 10) -> torch.Tensor:
     """TRADES inner maximization (KL ascent from x + 0.001 randn)."""
 
 def llr_perturb(
-    model: Model,
+    model: _Model,
     inputs: torch.Tensor,
     labels: torch.Tensor,
     *,

@@ -202,7 +202,11 @@ pub fn py_mifgsm(
 ///     Per sample the smallest-L2 adversarial found, or the input itself
 ///     where none was found.
 #[pyfunction]
-#[pyo3(name = "ddn", signature = (model, inputs, labels, *, steps = 100, gamma = 0.05, init_norm = 1.0, levels = Some(256), targeted = false))]
+#[pyo3(
+    name = "ddn",
+    signature = (model, inputs, labels, *, steps = 100, gamma = 0.05, init_norm = 1.0, levels = Some(256), targeted = false),
+    text_signature = "(model, inputs, labels, *, steps=100, gamma=0.05, init_norm=1.0, levels=256, targeted=False)"
+)]
 #[allow(clippy::too_many_arguments)]
 pub fn py_ddn(
     py: Python<'_>,
