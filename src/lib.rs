@@ -1,5 +1,6 @@
 //! lfr-rs: adversarial attacks and Local Flatness Regularization kernels on
 //! libtorch, with a thin PyO3 binding (`src/py/`).
+pub mod alloc;
 pub mod attacks;
 pub mod data;
 pub mod error;

@@ -6,7 +6,7 @@ Conventions: models return ``(N, C)`` logits; inputs are floating tensors in
 
 import torch as _torch  # noqa: F401  (libtorch must be initialised before the native module)
 
-from lfr_rs._native import __version__
+from lfr_rs._native import __version__, tune_malloc
 from lfr_rs.attacks import ddn, fgsm, mifgsm, pgd
 from lfr_rs.exceptions import DeviceError, LfrError, ShapeError, TorchError
 from lfr_rs.regularizers import (
@@ -34,4 +34,5 @@ __all__ = [
     "mifgsm",
     "pgd",
     "trades_perturb",
+    "tune_malloc",
 ]

@@ -115,3 +115,6 @@ def llr_perturb(
     random_start: bool = True,
 ) -> torch.Tensor:
     """LLR inner maximization of the local linearity error."""
+
+def tune_malloc() -> bool:
+    """Raises glibc's mmap and trim thresholds for this process (see the docstring)."""

@@ -1,0 +1,262 @@
+"""``lfr-rs`` command line: ``train``, ``eval`` and ``quickstart``.
+
+    lfr-rs train --method lfr --dataset fashion-mnist --epochs 100 --out runs/lfr
+    lfr-rs train --method at --dataset mnist --data-root DIR --train-split test --holdout 2000 \\
+        --epochs 10 --out runs/at
+    lfr-rs eval runs/lfr/checkpoint.pt --attacks fgsm,pgd,mifgsm,ddn --n 1000
+    lfr-rs quickstart
+
+Bad input exits with status 2 and a message; failures during a run exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, get_args
+
+import torch
+
+from lfr_rs import LfrError, __version__
+from lfr_rs._typing import Hvp
+from lfr_rs.data import DEBIAN_FASHION_MNIST
+from lfr_rs.evaluate import ATTACKS, evaluate, format_table
+from lfr_rs.losses import METHODS, method_options
+from lfr_rs.training import Dataset, Split, TrainConfig, eval_split, load_checkpoint, load_model, train, write_json
+
+__all__ = ["build_parser", "main"]
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_EVAL_DEFAULTS = {k: p.default for k, p in inspect.signature(evaluate).parameters.items() if k in ("eps", "alpha", "steps")}
+# CLI flag -> method option; each applies only to the methods that have it
+_METHOD_FLAGS = ("eps", "alpha", "steps", "lam", "mu", "beta", "hvp", "fd_step")
+
+
+class _UsageError(Exception):
+    """Bad input found after parsing: reported like an argparse error (exit 2)."""
+
+
+def _number(kind: Callable[[str], Any], low: float, inclusive: bool) -> Callable[[str], Any]:
+    op = ">=" if inclusive else ">"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if not (value >= low if inclusive else value > low) or value != value:
+            raise argparse.ArgumentTypeError(f"must be {op} {low:g}, got {text}")
+        return value
+
+    return parse
+
+
+_pos_int = _number(int, 1, True)
+_nonneg_int = _number(int, 0, True)
+_pos_float = _number(float, 0, False)
+_nonneg_float = _number(float, 0, True)
+
+
+def _attack_list(text: str) -> Tuple[str, ...]:
+    names = tuple(a.strip() for a in text.split(",") if a.strip())
+    bad = [a for a in names if a not in ATTACKS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown attack(s) {', '.join(bad) or repr(text)}; choose from {','.join(ATTACKS)}")
+    return names
+
+
+def _int_list(text: str) -> Tuple[int, ...]:
+    return tuple(_pos_int(t) for t in text.split(",") if t.strip())
+
+
+def _method_help(option: str, what: str) -> str:
+    defaults = ", ".join(f"{m} {method_options(m)[option]}" for m in METHODS if option in method_options(m))
+    return f"{what} (default: {defaults})"
+
+
+def _device(text: str) -> str:
+    try:
+        device = torch.device(text)
+    except RuntimeError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text}: CUDA is not available")
+    return text
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", type=_device, default=_DEFAULTS["device"], help="torch device (default: %(default)s)")
+    p.add_argument("--threads", type=_pos_int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars (default: on terminals only)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lfr-rs", description="Adversarial training and robustness evaluation.")
+    parser.add_argument("--version", action="version", version=f"lfr-rs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,quickstart}")
+
+    t = sub.add_parser("train", help="train SmallCNN with a defense", description="Train SmallCNN (TRADES' MNIST recipe).")
+    t.add_argument("--method", required=True, choices=list(METHODS))
+    t.add_argument("--dataset", required=True, choices=get_args(Dataset))
+    t.add_argument("--data-root", type=Path, metavar="DIR", help=f"IDX folder (required for mnist; fashion-mnist: {DEBIAN_FASHION_MNIST})")
+    t.add_argument("--train-split", choices=get_args(Split), default=_DEFAULTS["train_split"],
+                   help="'test' trains on the test split minus its first --holdout images (default: %(default)s)")
+    t.add_argument("--holdout", type=_pos_int, metavar="N", help="with --train-split test: first N test images kept for evaluation")
+    t.add_argument("--epochs", type=_pos_int, metavar="N", required=True)
+    t.add_argument("--out", type=Path, metavar="DIR", required=True, help="run directory (checkpoint.pt, log.json)")
+    t.add_argument("--subset", type=_pos_int, metavar="N", help="train on the first N training images")
+    t.add_argument("--batch-size", type=_pos_int, metavar="N", default=_DEFAULTS["batch_size"], help="(default: %(default)s)")
+    t.add_argument("--lr", type=_pos_float, default=_DEFAULTS["lr"], help="(default: %(default)s)")
+    t.add_argument("--momentum", type=_nonneg_float, default=_DEFAULTS["momentum"], help="(default: %(default)s)")
+    t.add_argument("--weight-decay", type=_nonneg_float, default=_DEFAULTS["weight_decay"], help="(default: %(default)s)")
+    t.add_argument("--milestones", type=_int_list, metavar="E1,E2,..", help="1-based epochs of lr x0.1, e.g. 55,75,90 (default: those of 100 scaled)")
+    t.add_argument("--eps", type=_nonneg_float, help=_method_help("eps", "L-inf radius of the inner maximisation"))
+    t.add_argument("--alpha", type=_pos_float, help=_method_help("alpha", "inner step size"))
+    t.add_argument("--steps", type=_pos_int, help=_method_help("steps", "inner steps"))
+    t.add_argument("--lam", type=_nonneg_float, help=_method_help("lam", "regularizer weight"))
+    t.add_argument("--mu", type=_nonneg_float, help=_method_help("mu", "LLR gradient-alignment weight"))
+    t.add_argument("--beta", type=_nonneg_float, help=_method_help("beta", "TRADES 1/lambda"))
+    t.add_argument("--hvp", choices=get_args(Hvp), help=_method_help("hvp", "LFR Hessian-vector product"))
+    t.add_argument("--fd-step", type=_pos_float, help="LFR finite-difference step with --hvp fd (default: the kernel's)")
+    t.add_argument("--seed", type=int, default=_DEFAULTS["seed"], help="(default: %(default)s)")
+    t.add_argument("--eval-n", type=_nonneg_int, metavar="N", default=0, help="log clean and PGD accuracy on N eval images each epoch")
+    t.add_argument("--resume", action="store_true", help="continue --out/checkpoint.pt if it exists")
+    t.add_argument("--stop-after", type=_pos_int, metavar="N", help="stop after N epochs of this call (continue with --resume)")
+    _add_common(t)
+    t.set_defaults(run=_run_train, subparser=t)
+
+    e = sub.add_parser("eval", help="robust accuracy of a checkpoint (Table 1 row)")
+    e.add_argument("checkpoint", type=Path)
+    e.add_argument("--attacks", type=_attack_list, metavar="A,B,..", default=ATTACKS, help=f"comma-separated (default: {','.join(ATTACKS)})")
+    e.add_argument("--n", type=_pos_int, metavar="N", help="first N evaluation images (default: all)")
+    e.add_argument("--json", type=Path, metavar="PATH", help="results file (default: CHECKPOINT with suffix .eval.json)")
+    e.add_argument("--data-root", type=Path, metavar="DIR", help="overrides the checkpoint's data root")
+    e.add_argument("--eps", type=_nonneg_float, default=_EVAL_DEFAULTS["eps"], help="(default: %(default)s)")
+    e.add_argument("--alpha", type=_pos_float, default=_EVAL_DEFAULTS["alpha"], help="(default: %(default)s)")
+    e.add_argument("--steps", type=_pos_int, default=_EVAL_DEFAULTS["steps"], help="(default: %(default)s)")
+    e.add_argument("--ddn-steps", type=_pos_int, metavar="N", help="(default: --steps)")
+    e.add_argument("--batch-size", type=_pos_int, metavar="N", help="attack batch size (default: evaluate()'s)")
+    e.add_argument("--name", help="row label (default: the method's name)")
+    _add_common(e)
+    e.set_defaults(run=_run_eval, subparser=e)
+
+    q = sub.add_parser("quickstart", help="standard-train on Fashion-MNIST for 1 epoch, then evaluate 1000 test images")
+    q.add_argument("--out", type=Path, metavar="DIR", default=Path("runs/quickstart"), help="(default: %(default)s)")
+    q.add_argument("--data-root", type=Path, metavar="DIR", help=f"Fashion-MNIST folder (default: {DEBIAN_FASHION_MNIST})")
+    q.add_argument("--subset", type=_pos_int, metavar="N", help="train on the first N images (default: all 60000)")
+    q.add_argument("--n", type=_pos_int, metavar="N", default=1000, help="test images to evaluate (default: %(default)s)")
+    _add_common(q)
+    q.set_defaults(run=_run_quickstart, subparser=q)
+    return parser
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    options = {k: getattr(args, k) for k in _METHOD_FLAGS if getattr(args, k) is not None}
+    accepted = method_options(args.method)
+    extra = [k for k in options if k not in accepted]
+    if extra:
+        flags = ", ".join("--" + k.replace("_", "-") for k in extra)
+        raise _UsageError(f"{flags} does not apply to --method {args.method} (its options: {', '.join(accepted) or 'none'})")
+    if args.dataset == "mnist" and args.data_root is None:
+        raise _UsageError("--dataset mnist needs --data-root DIR (a folder with the MNIST IDX files; nothing is downloaded)")
+    if args.train_split == "test" and args.holdout is None:
+        raise _UsageError("--train-split test needs --holdout N: the first N test images are kept for evaluation")
+    if args.train_split == "train" and args.holdout is not None:
+        raise _UsageError("--holdout only applies with --train-split test")
+    return TrainConfig(
+        method=args.method, options=options, dataset=args.dataset,
+        data_root=None if args.data_root is None else str(args.data_root.resolve()),
+        train_split=args.train_split, holdout=args.holdout or 0, subset=args.subset, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+        milestones=args.milestones, seed=args.seed, eval_n=args.eval_n, device=args.device,
+    )
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    config = _train_config(args)
+    config.resolved()  # bad combinations fail here, before any data is read
+    result = train(config, args.out, resume=args.resume, stop_after=args.stop_after, progress=args.progress)
+    print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def _evaluate_checkpoint(
+    path: Path, *, n: Optional[int], attacks: Sequence[str], data_root: Optional[Path], device: str,
+    eps: float, alpha: float, steps: int, ddn_steps: Optional[int], batch_size: Optional[int], progress: Optional[bool],
+    name: Optional[str], json_path: Path,
+) -> Dict[str, Any]:
+    if not path.is_file():
+        raise _UsageError(f"no checkpoint at {path}")
+    model, config = load_model(path, device=device)
+    if data_root is not None:
+        config = dataclasses.replace(config, data_root=str(data_root.resolve()))
+    x, y = eval_split(config)
+    split = f"test[:{config.holdout}]" if config.train_split == "test" else "test"
+    if n is not None:
+        if n > len(x):
+            raise _UsageError(f"--n {n}: the evaluation set ({config.dataset} {split}) has only {len(x)} images")
+        x, y = x[:n], y[:n]
+    extra = {} if batch_size is None else {"batch_size": batch_size}
+    results = evaluate(
+        model, x.to(device), y.to(device), attacks=attacks, eps=eps, alpha=alpha, steps=steps,
+        ddn_steps=ddn_steps, progress=progress, **extra,
+    )
+    title = name or METHODS[config.method].title
+    print(format_table({title: results}))
+    epoch = load_checkpoint(path)["epoch"]
+    record = {"checkpoint": str(path), "defense": title, "method": config.method, "epoch": epoch,
+              "dataset": config.dataset, "split": split, "results": results}
+    write_json(json_path, record)
+    print(f"results: {json_path}")
+    return record
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    _evaluate_checkpoint(
+        args.checkpoint, n=args.n, attacks=args.attacks, data_root=args.data_root, device=args.device,
+        eps=args.eps, alpha=args.alpha, steps=args.steps, ddn_steps=args.ddn_steps, batch_size=args.batch_size,
+        progress=args.progress, name=args.name, json_path=args.json or args.checkpoint.with_suffix(".eval.json"),
+    )
+    return 0
+
+
+def _run_quickstart(args: argparse.Namespace) -> int:
+    root = args.data_root or DEBIAN_FASHION_MNIST
+    if not Path(root).is_dir():
+        raise _UsageError(f"Fashion-MNIST not found at {root}: install Debian's dataset-fashion-mnist or pass --data-root DIR")
+    config = TrainConfig(method="standard", dataset="fashion-mnist", data_root=str(Path(root).resolve()),
+                         subset=args.subset, epochs=1, device=args.device)
+    print(f"1/2 standard training of SmallCNN on Fashion-MNIST ({args.subset or 'all'} images, 1 epoch) -> {args.out}")
+    result = train(config, args.out, resume=True, progress=args.progress)
+    print(f"2/2 clean / FGSM / PGD-40 / MI-FGSM / DDN on the first {args.n} test images")
+    _evaluate_checkpoint(
+        result.checkpoint, n=args.n, attacks=ATTACKS, data_root=None, device=args.device, batch_size=None,
+        progress=args.progress, name=None, json_path=args.out / "eval.json", ddn_steps=None, **_EVAL_DEFAULTS,
+    )
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of ``lfr-rs`` and ``python -m lfr_rs``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        return int(args.run(args))
+    except (_UsageError, ValueError, FileNotFoundError, FileExistsError) as e:
+        args.subparser.error(str(e))
+    except (LfrError, FloatingPointError) as e:
+        print(f"lfr-rs {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"lfr-rs {args.command}: interrupted; continue a training run with --resume", file=sys.stderr)
+        return 130
+    return 2  # not reached: error() exits
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Shared fixtures: seeding, the ``--runslow``/``gpu`` switches, MNIST and SmallCNNs.
+
+Everything runs on CPU from local files; nothing is downloaded.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lfr_rs.data import load_mnist
+from lfr_rs.models import SmallCNN
+
+MNIST_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_slow = pytest.mark.skip(reason="slow: pass --runslow to run")
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    run_slow = config.getoption("--runslow")
+    has_cuda = torch.cuda.is_available()
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The MNIST test set: float32 ``(10000, 1, 28, 28)`` in [0, 1] and int64 labels."""
+    try:
+        return load_mnist(MNIST_ROOT, train=False)
+    except FileNotFoundError as e:
+        pytest.skip(f"MNIST test set not found under {MNIST_ROOT}: {e}")
+
+
+@pytest.fixture(scope="session")
+def batch(mnist):
+    """128 MNIST test images, disjoint from the ones ``trained_cnn`` saw."""
+    images, labels = mnist
+    return images[-128:].clone(), labels[-128:].clone()
+
+
+@pytest.fixture(scope="session")
+def untrained_cnn():
+    """Default-initialised SmallCNN in eval mode (the TRADES zero-init last
+    layer would make every input gradient 0)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        return SmallCNN(zero_init_last=False).eval()
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(mnist):
+    """SmallCNN after three quick SGD epochs on the first 2000 MNIST test images
+    (about 94% accurate on the rest), in eval mode with frozen parameters."""
+    images, labels = mnist
+    images, labels = images[:2000], labels[:2000]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        model = SmallCNN(zero_init_last=False)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        model.train()
+        for _ in range(3):
+            for idx in torch.randperm(len(images)).split(32):
+                opt.zero_grad()
+                F.cross_entropy(model(images[idx]), labels[idx]).backward()
+                opt.step()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

@@ -1,0 +1,135 @@
+"""The fused gradient-norm penalty against autograd double backward (float64, CPU)."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+import lfr_rs
+from reference.penalty import grad_norm_penalty as ref_penalty
+
+NORMS = [1.0, 2.0, math.inf]
+
+
+@pytest.fixture(scope="module")
+def images(batch):
+    """4 float64 MNIST test images with their labels."""
+    x, y = batch
+    return x[:4].double(), y[:4].clone()
+
+
+@pytest.fixture(scope="module")
+def default_cnn(untrained_cnn):
+    return copy.deepcopy(untrained_cnn).double()
+
+
+@pytest.fixture(scope="module")
+def perturbed_cnn(default_cnn):
+    """The default-init SmallCNN with Gaussian noise (half each tensor's RMS, plus 0.01) on every parameter."""
+    model = copy.deepcopy(default_cnn)
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in model.parameters():
+            scale = 0.5 * p.pow(2).mean().sqrt() + 0.01
+            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return model
+
+
+@pytest.fixture(params=["default_cnn", "perturbed_cnn"])
+def cnn(request):
+    return request.getfixturevalue(request.param)
+
+
+OBJECTIVES = {
+    "pen.sum()": lambda ce, pen: pen.sum(),
+    "(ce + 0.3 pen).mean()": lambda ce, pen: (ce + 0.3 * pen).mean(),
+}
+
+
+@pytest.mark.parametrize("p", NORMS)
+def test_value_matches_double_backward(cnn, images, p):
+    x, y = images
+    got = lfr_rs.grad_norm_penalty(cnn, x, y, p=p)
+    want = ref_penalty(cnn, x, y, p=p)
+    assert got.shape == (len(x),) and got.dtype == torch.float64
+    assert (want > 0).all()
+    assert_close(got, want.detach(), rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("p", NORMS)
+def test_parameter_gradients_match_double_backward(cnn, images, p):
+    x, y = images
+    params = list(cnn.parameters())
+    names = [n for n, _ in cnn.named_parameters()]
+    for key, objective in OBJECTIVES.items():
+        ce = F.cross_entropy(cnn(x), y, reduction="none")
+        got = torch.autograd.grad(objective(ce, lfr_rs.grad_norm_penalty(cnn, x, y, p=p)), params)
+        ce = F.cross_entropy(cnn(x), y, reduction="none")
+        want = torch.autograd.grad(objective(ce, ref_penalty(cnn, x, y, p=p)), params)
+        for name, g, w in zip(names, got, want):
+            w_norm = torch.linalg.vector_norm(w)
+            assert w_norm > 0, f"{key}: reference gradient of {name} is 0"
+            rel = (torch.linalg.vector_norm(g - w) / w_norm).item()
+            assert rel < 1e-6, f"{key}, p={p}: {name} relative error {rel:.3g}"
+
+
+def test_batch_independence(default_cnn, images):
+    x, y = images
+    for p in NORMS:
+        together = lfr_rs.grad_norm_penalty(default_cnn, x, y, p=p).detach()
+        alone = torch.cat([lfr_rs.grad_norm_penalty(default_cnn, x[i : i + 1], y[i : i + 1], p=p).detach() for i in range(len(x))])
+        assert_close(alone, together, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("p", NORMS)
+def test_empty_batch(default_cnn, p):
+    x = torch.empty(0, 1, 28, 28, dtype=torch.float64)
+    y = torch.empty(0, dtype=torch.long)
+    pen = lfr_rs.grad_norm_penalty(default_cnn, x, y, p=p)
+    assert pen.shape == (0,) and pen.dtype == torch.float64
+
+
+@pytest.mark.parametrize("p", [3.0, 0.0, math.nan, -1.0, 0.5, -math.inf])
+def test_bad_p_raises(default_cnn, images, p):
+    x, y = images
+    with pytest.raises(ValueError, match="1, 2 or inf"):
+        lfr_rs.grad_norm_penalty(default_cnn, x, y, p=p)
+
+
+def test_sgd_step_changes_parameters_and_lowers_penalty(untrained_cnn, batch):
+    """``(ce + lam * pen.mean()).backward()`` trains; a small step on the penalty alone lowers it."""
+    x, y = batch[0][:8], batch[1][:8]
+    model = copy.deepcopy(untrained_cnn)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    before = [p.detach().clone() for p in model.parameters()]
+    pen = lfr_rs.grad_norm_penalty(model, x, y)
+    loss = F.cross_entropy(model(x), y) + 0.5 * pen.mean()
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    opt.step()
+    changed = [not torch.equal(b, p) for b, p in zip(before, model.parameters())]
+    assert all(changed)
+
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    opt.zero_grad()
+    pen0 = lfr_rs.grad_norm_penalty(model, x, y).mean()
+    pen0.backward()
+    opt.step()
+    pen1 = lfr_rs.grad_norm_penalty(model, x, y).mean()
+    assert pen1 < pen0
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_input_untouched(default_cnn, images, requires_grad):
+    model = copy.deepcopy(default_cnn)
+    x0, y = images
+    x = x0.clone().requires_grad_(requires_grad)
+    pen = lfr_rs.grad_norm_penalty(model, x, y)
+    assert pen.requires_grad and pen.grad_fn is not None
+    pen.sum().backward()
+    assert x.grad is None
+    assert torch.equal(x.detach(), x0)
