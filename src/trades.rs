@@ -29,7 +29,7 @@ pub fn trades_perturb(model: &impl Model, x: &Tensor, p: TradesParams) -> Result
     tch::with_grad(|| {
         // The natural distribution is a constant of the inner problem (the
         // official code recomputes it every step; in eval mode it is the same).
-        let natural = tch::no_grad(|| checked_logits(model, &x))?.f_softmax(1, Kind::Float)?.f_to_kind(x.kind())?;
+        let natural = tch::no_grad(|| checked_logits(model, &x))?.f_softmax(1, None::<Kind>)?;
         let (lower, upper) = (x.f_sub_scalar(p.eps)?, x.f_add_scalar(p.eps)?);
         let mut adv = x.f_add(&x.f_randn_like()?.f_mul_scalar(START_STD)?)?;
         for _ in 0..p.steps {

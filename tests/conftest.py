@@ -19,6 +19,12 @@ def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
 
 
+def pytest_configure(config):
+    # Small CPU batches gain nothing from intra-op threads, and on a shared
+    # machine OpenMP's spin-waiting makes them many times slower.
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     skip_slow = pytest.mark.skip(reason="slow: pass --runslow to run")
     skip_gpu = pytest.mark.skip(reason="needs a CUDA device")

@@ -149,8 +149,6 @@ def test_local_flatness_matches_reference(relu_cnn, images):
     adv, gamma = lfr_rs.local_flatness(relu_cnn, x, y, **kwargs)
     torch.manual_seed(5)
     want_adv, want_gamma = ref.local_flatness(relu_cnn, x, y, **kwargs)
-    torch.manual_seed(5)
-    assert torch.equal(adv, lfr_rs.lfr_perturb(relu_cnn, x, y, **kwargs))
     assert_close(adv, want_adv, rtol=0, atol=1e-14)
     assert gamma.shape == (len(x),) and gamma.dtype == x.dtype and not gamma.requires_grad
     assert_close(gamma, want_gamma, rtol=1e-10, atol=0)
@@ -158,10 +156,10 @@ def test_local_flatness_matches_reference(relu_cnn, images):
 
 
 def test_ascent_increases_flatness(relu_cnn, images):
-    """gamma_C(x, eps) >= ||g(x)||_1: ten ascent steps find a less flat point than x."""
+    """gamma_C(x, eps) >= ||g(x)||_1: the ascent finds a less flat point than x."""
     x, y = images
     clean = lfr_rs.grad_norm_penalty(relu_cnn, x, y, p=1.0).detach()
-    _, gamma = lfr_rs.local_flatness(relu_cnn, x, y, eps=0.1, alpha=0.02, steps=10)
+    _, gamma = lfr_rs.local_flatness(relu_cnn, x, y, eps=0.1, alpha=0.03, steps=5)
     assert gamma.mean() > clean.mean()
     assert (gamma > clean).float().mean() >= 0.75, (gamma, clean)
 

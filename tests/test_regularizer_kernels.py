@@ -61,13 +61,6 @@ def test_trades_matches_reference(cnn, images, steps):
     assert_close(got, want, rtol=0, atol=1e-14)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="src/trades.rs computes the natural distribution with softmax(1, Kind::Float), "
-    "i.e. in float32 even for float64 inputs; the KL gradient's sign then flips where "
-    "softmax(f(x_adv)) - softmax(f(x)) is below float32 resolution",
-)
 def test_trades_natural_distribution_keeps_float64():
     """A linear model with tiny logit slopes: the random start moves the
     softmax by ~1e-10, below float32 resolution (~6e-8), so only a float64

@@ -214,3 +214,13 @@ def test_unreadable_checkpoint_is_a_value_error(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable lfr-rs checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.mark.gpu
+def test_cuda_run_resumes_and_loads_on_cpu(mnist_root, tmp_path):
+    config = _config(mnist_root, method="lfr", options={"steps": 2}, subset=128, device="cuda", eval_n=20)
+    train(config, tmp_path, stop_after=1, verbose=False, progress=False)
+    result = train(config, tmp_path, resume=True, verbose=False, progress=False)
+    assert [e["epoch"] for e in result.history] == [1, 2]
+    model, _ = load_model(tmp_path / CHECKPOINT, device="cpu")
+    assert next(model.parameters()).device.type == "cpu"

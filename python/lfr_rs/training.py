@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from lfr_rs import __version__
 from lfr_rs.data import load_fashion_mnist, load_mnist
 from lfr_rs.evaluate import evaluate
-from lfr_rs.losses import Defense, make_method
+from lfr_rs.losses import Defense, Method, make_method
 from lfr_rs.models import SmallCNN
 
 __all__ = [
@@ -75,7 +75,7 @@ class TrainConfig:
     training images; ``eval_n > 0`` adds clean and PGD accuracy on the first
     ``eval_n`` evaluation images to every epoch's log."""
 
-    method: str = "standard"
+    method: Method = "standard"
     options: Dict[str, Any] = field(default_factory=dict)
     dataset: Dataset = "fashion-mnist"
     data_root: Optional[str] = None

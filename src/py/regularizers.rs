@@ -205,6 +205,9 @@ pub fn py_trades_perturb(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTen
 /// Maximizes the local linearity error
 /// ``gamma(x, delta) = |L(x + delta) - L(x) - delta^T grad_x L(x)|`` over the
 /// L-inf ball (and [0, 1]) by projected sign ascent; returns ``x + delta``.
+/// As in the paper, ``delta`` starts uniformly at random in the ball: at
+/// ``delta = 0`` the error and its gradient vanish, so with
+/// ``random_start=False`` the ascent stays at ``x``.
 ///
 /// Parameters
 /// ----------

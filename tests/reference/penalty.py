@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def input_grad(model: Callable[[Tensor], Tensor], inputs: Tensor, labels: Tensor, *, create_graph: bool = False) -> Tensor:
+def input_grad(
+    model: Callable[[Tensor], Tensor], inputs: Tensor, labels: Tensor, *, create_graph: bool = False
+) -> Tensor:
     """``d/dx sum_i CE(model(x_i), y_i)`` at ``inputs`` (row ``i`` is sample ``i``'s gradient)."""
     x = inputs.detach().requires_grad_(True)
     ce = F.cross_entropy(model(x), labels, reduction="sum")
