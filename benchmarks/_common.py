@@ -27,7 +27,7 @@ from lfr_rs.models import SmallCNN
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_DATA = os.environ.get("LFR_MNIST_ROOT", "/work/shared/data/mnist")
+DEFAULT_DATA = os.environ.get("LFR_MNIST_ROOT", str(ROOT.parent / "shared" / "data" / "mnist"))
 ALLOCATOR_ENV = ("GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_CONF", "MALLOC_ARENA_MAX",
                  "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
                  "OMP_NUM_THREADS", "MKL_NUM_THREADS", "KMP_AFFINITY", "OMP_PROC_BIND")

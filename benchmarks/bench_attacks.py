@@ -25,16 +25,14 @@ import argparse
 import math
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 import torchattacks
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lfr_rs  # noqa: E402
-from _common import (  # noqa: E402
+import lfr_rs
+from _common import (  # the script's folder is on sys.path
     accuracy,
     add_common_args,
     env_info,
@@ -114,11 +112,12 @@ def make_rows(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps
     l2 = dict(eps=L2_EPS, alpha=L2_ALPHA, steps=steps)
     ta_fgsm = torchattacks.FGSM(model, eps=LINF_EPS)
     ta_pgd = torchattacks.PGD(model, **linf, random_start=False)
+    ta_pgd_rs = torchattacks.PGD(model, **linf, random_start=True)
     ta_mi = torchattacks.MIFGSM(model, **linf, decay=MI_DECAY)
     ta_l2 = torchattacks.PGDL2(model, **l2, random_start=False)
 
-    def lfr_pgd(keep_best: bool = False) -> torch.Tensor:
-        return lfr_rs.pgd(model, x, y, eps=LINF_EPS, alpha=alpha, steps=steps, random_start=False,
+    def lfr_pgd(keep_best: bool = False, random_start: bool = False) -> torch.Tensor:
+        return lfr_rs.pgd(model, x, y, eps=LINF_EPS, alpha=alpha, steps=steps, random_start=random_start,
                           keep_best=keep_best)
 
     def diff(a: torch.Tensor, b: torch.Tensor) -> Dict[str, Any]:
@@ -147,6 +146,9 @@ def make_rows(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps
         Row("eval", f"PGD-{steps} eval keep_best", steps, "torchattacks.PGD + accuracy",
             lambda: accuracy(model, lfr_pgd(keep_best=True), y), lambda: accuracy(model, ta_pgd(x, y), y),
             acc_check),
+        Row("eval_rs", f"PGD-{steps} eval keep_best, random start", steps, "torchattacks.PGD (default) + accuracy",
+            lambda: accuracy(model, lfr_pgd(keep_best=True, random_start=True), y),
+            lambda: accuracy(model, ta_pgd_rs(x, y), y), acc_check),
     ]
 
 
@@ -164,10 +166,11 @@ def targets(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """The issue's targets: PGD within 3% of the floor and no slower than
     torchattacks; robust-accuracy evaluation at least 3x faster."""
     by = {r["key"]: r for r in rows}
-    pgd, ev = by["pgd"], by["eval"]
+    pgd = by["pgd"]
     goals = [(f"{pgd['attack']}: lfr-rs / floor <= 1.03", pgd["lfr_over_floor"], 1.03, "<="),
-             (f"{pgd['attack']}: lfr-rs / torchattacks <= 1.00", pgd["lfr_over_reference"], 1.0, "<="),
-             (f"{ev['attack']}: torchattacks / lfr-rs >= 3", 1 / ev["lfr_over_reference"], 3.0, ">=")]
+             (f"{pgd['attack']}: lfr-rs / torchattacks <= 1.00", pgd["lfr_over_reference"], 1.0, "<=")]
+    goals += [(f"{by[k]['attack']}: torchattacks / lfr-rs >= 3", 1 / by[k]["lfr_over_reference"], 3.0, ">=")
+              for k in ("eval", "eval_rs")]
     return [{"target": t, "value": v, "ok": v <= lim if op == "<=" else v >= lim} for t, v, lim, op in goals]
 
 
@@ -205,9 +208,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         [[r["attack"], r["lfr_rs"]["median_ms"], r["reference"]["median_ms"], r["floor"]["median_ms"],
           r["lfr_over_reference"], r["lfr_over_floor"], r["reference_over_floor"], r["lfr_rs"]["per_step_ms"],
           r["reference_name"]] for r in rows]))
-    ev = rows[-1]["check"]
-    print(f"\nrobust accuracy (PGD-{args.steps} eval): lfr-rs {ev['robust_acc_lfr_rs']:.4f}, "
-          f"torchattacks {ev['robust_acc_reference']:.4f}")
+    for r in rows[-2:]:
+        ev = r["check"]
+        print(f"\nrobust accuracy ({r['attack']}): lfr-rs {ev['robust_acc_lfr_rs']:.4f}, "
+              f"torchattacks {ev['robust_acc_reference']:.4f}")
     goals = targets(rows)
     for t in goals:
         print(f"target {t['target']}: {t['value']:.3f} {'ok' if t['ok'] else 'MISSED'}")

@@ -38,7 +38,8 @@ pub fn parse_idx<'a>(bytes: &'a [u8], path: &Path) -> Result<(Vec<i64>, &'a [u8]
     let dims_raw = bytes.get(4..body_start).ok_or_else(|| format_error(path, "truncated dimensions"))?;
     let dims: Vec<i64> = dims_raw
         .chunks_exact(4)
-        .map(|c| i64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+        .filter_map(|c| <[u8; 4]>::try_from(c).ok())
+        .map(|c| i64::from(u32::from_be_bytes(c)))
         .collect();
     let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d as usize));
     let data = count
