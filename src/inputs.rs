@@ -6,6 +6,9 @@ use tch::{Kind, Tensor};
 
 /// Checks `x`: floating, batch-first, finite, in [0, 1].
 pub fn check_inputs(x: &Tensor) -> Result<()> {
+    if x.is_sparse() || x.is_mkldnn() {
+        return Err(LfrError::InvalidType("inputs must be a dense (strided) tensor".into()));
+    }
     if !x.is_floating_point() {
         return Err(LfrError::InvalidType(format!(
             "inputs must be a floating-point tensor, got {:?}",
@@ -60,8 +63,12 @@ pub fn check_batch(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     Ok(y.f_to_kind(Kind::Int64)?)
 }
 
-/// Checks labels against the number of classes the model returned.
+/// Checks labels against the number of classes the model returned, and that
+/// the logits are finite.
 pub fn check_label_range(labels: &Tensor, logits: &Tensor) -> Result<()> {
+    if logits.numel() > 0 && logits.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+        return invalid("the model returned non-finite logits (NaN or inf)");
+    }
     let classes = num_classes(logits);
     if labels.numel() > 0 {
         let hi = labels.f_max()?.f_int64_value(&[])?;

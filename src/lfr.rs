@@ -4,7 +4,8 @@
 //! product), computed either exactly by double backprop or by a forward finite
 //! difference of two input gradients, `(g(x' + h v) - g(x')) / h` with
 //! `v = sign(g(x'))`.
-use crate::error::{invalid, LfrError, Result};
+use crate::error::{invalid, Result};
+use crate::grad::grad;
 use crate::inputs::{check_batch, check_count, check_non_negative};
 use crate::model::Model;
 use crate::norm::lp_per_sample;
@@ -55,9 +56,7 @@ fn flatness_direction(model: &impl Model, x: &Tensor, labels: &Tensor, hvp: Hvp)
         Hvp::Exact => {
             let (_, g) = ce_input_grad(model, &xr, labels, true)?;
             let flatness = g.f_abs()?.f_sum(None)?;
-            Tensor::f_run_backward(&[&flatness], &[&xr], false, false)?
-                .pop()
-                .ok_or_else(|| LfrError::Shape("autograd returned no gradient".into()))
+            grad(&flatness, &xr, false)
         }
         Hvp::FiniteDifference(h) => {
             let (_, g) = ce_input_grad(model, &xr, labels, false)?;

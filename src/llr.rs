@@ -2,7 +2,8 @@
 //! `delta` in `B_inf(0, eps)` (with `x + delta` in [0, 1]) maximizing the local
 //! linearity error `gamma(x, delta) = |L(x + delta) - L(x) - delta^T grad_x L(x)|`,
 //! per sample, by projected sign ascent.
-use crate::error::{LfrError, Result};
+use crate::error::Result;
+use crate::grad::grad;
 use crate::inputs::{check_batch, check_count, check_non_negative};
 use crate::loss::Loss;
 use crate::model::{checked_logits, Model};
@@ -37,9 +38,7 @@ pub fn llr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LlrParams) -> 
             let loss = Loss::CrossEntropy.objective(&checked_logits(model, &ar)?, &labels, false)?;
             let linear = ar.f_sub(&x)?.f_mul(&grad0)?.f_flatten(1, -1)?.f_sum_dim_intlist(1, false, None)?;
             let gamma = loss.f_sub(&loss0)?.f_sub(&linear)?.f_abs()?.f_sum(None)?;
-            let grad = Tensor::f_run_backward(&[&gamma], &[&ar], false, false)?
-                .pop()
-                .ok_or_else(|| LfrError::Shape("autograd returned no gradient".into()))?;
+            let grad = grad(&gamma, &ar, false)?;
             adv = project_linf(&adv.f_add(&grad.f_sign()?.f_mul_scalar(p.alpha)?)?, &x, p.eps)?;
         }
         Ok(adv)

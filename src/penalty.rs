@@ -3,7 +3,8 @@
 //! evaluated at `x'`). One call: forward, input gradient with its graph kept
 //! (`create_graph`), norm. The result is differentiable with respect to the
 //! model's parameters, so `(ce + lam * pen.mean()).backward()` trains.
-use crate::error::{invalid, LfrError, Result};
+use crate::error::{invalid, Result};
+use crate::grad::grad;
 use crate::inputs::{check_batch, check_label_range};
 use crate::loss::Loss;
 use crate::model::{checked_logits, Model};
@@ -18,9 +19,7 @@ pub(crate) fn ce_input_grad(model: &impl Model, xr: &Tensor, labels: &Tensor, cr
     let logits = checked_logits(model, xr)?;
     check_label_range(labels, &logits)?;
     let ce = Loss::CrossEntropy.objective(&logits, labels, false)?;
-    let grad = Tensor::f_run_backward(&[&ce.f_sum(None)?], &[xr], create_graph, create_graph)?
-        .pop()
-        .ok_or_else(|| LfrError::Shape("autograd returned no gradient".into()))?;
+    let grad = grad(&ce.f_sum(None)?, xr, create_graph)?;
     Ok((ce.f_detach()?, grad))
 }
 

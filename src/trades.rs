@@ -2,7 +2,8 @@
 //! the official `trades_loss` computes it: start at `x + 0.001 * N(0, I)`,
 //! ascend `KL(softmax(f(x)) || softmax(f(x_adv)))` (summed) with sign steps,
 //! then `min(max(x_adv, x - eps), x + eps)` and clip to [0, 1].
-use crate::error::{LfrError, Result};
+use crate::error::Result;
+use crate::grad::grad;
 use crate::inputs::{check_count, check_inputs, check_non_negative};
 use crate::model::{checked_logits, Model};
 use tch::{Kind, Reduction, Tensor};
@@ -36,9 +37,7 @@ pub fn trades_perturb(model: &impl Model, x: &Tensor, p: TradesParams) -> Result
             let xr = adv.f_detach()?.f_set_requires_grad(true)?;
             let log_q = checked_logits(model, &xr)?.f_log_softmax(1, None::<Kind>)?;
             let kl = log_q.f_kl_div(&natural, Reduction::Sum, false)?;
-            let grad = Tensor::f_run_backward(&[&kl], &[&xr], false, false)?
-                .pop()
-                .ok_or_else(|| LfrError::Shape("autograd returned no gradient".into()))?;
+            let grad = grad(&kl, &xr, false)?;
             adv = adv.f_add(&grad.f_sign()?.f_mul_scalar(p.alpha)?)?;
             adv = adv.f_max_other(&lower)?.f_min_other(&upper)?.f_clamp(0.0, 1.0)?;
         }

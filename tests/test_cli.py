@@ -28,10 +28,8 @@ def fashion_root():
     return DEBIAN_FASHION_MNIST
 
 
-def _cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "lfr_rs", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
-    )
+def _cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "lfr_rs", *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
 def _train_args(root, out, *extra):
@@ -88,8 +86,9 @@ def test_quickstart_small(fashion_root, tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_quickstart_default(fashion_root, tmp_path):
-    done = _cli("quickstart", "--out", tmp_path / "qs")
+    done = _cli("quickstart", "--out", tmp_path / "qs", timeout=None)
     assert done.returncode == 0, done.stderr
     assert "| Standard |" in done.stdout
 

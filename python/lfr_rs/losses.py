@@ -65,6 +65,7 @@ class Defense:
         raise NotImplementedError
 
     def __call__(self, model: Model, inputs: Tensor, labels: Tensor, x_adv: Optional[Tensor] = None) -> Tensor:
+        """``loss`` at ``x_adv``, or at ``perturb``'s point when None; no mode switching."""
         if x_adv is None:
             x_adv = self.perturb(model, inputs, labels)
         return self.loss(model, inputs, labels, x_adv)

@@ -316,7 +316,8 @@ def train(
     config must match but for ``data_root`` and ``device``) and starts afresh
     otherwise; without it an existing checkpoint is an error. ``stop_after``
     returns after that many epochs of this call (resume later).
-    ``progress=None`` shows a bar on terminals only.
+    ``progress=None`` shows a bar on terminals only. Seeds torch's global RNG
+    with ``config.seed`` (model initialisation, dropout, random starts).
     """
     config = config.resolved()
     out = Path(out_dir)

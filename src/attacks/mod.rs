@@ -5,6 +5,7 @@ pub mod mifgsm;
 pub mod pgd;
 
 use crate::error::Result;
+use crate::grad::grad;
 use crate::inputs::check_label_range;
 use crate::loss::Loss;
 use crate::model::{checked_logits, predict, Model};
@@ -57,9 +58,7 @@ impl Objective {
         }
         let value = self.loss.objective(&logits, labels, self.targeted)?;
         let total = if self.sum { value.f_sum(None)? } else { value.f_mean(None)? };
-        let grad = Tensor::f_run_backward(&[&total], &[&xr], false, false)?
-            .pop()
-            .ok_or_else(|| crate::error::LfrError::Shape("autograd returned no gradient".into()))?;
+        let grad = grad(&total, &xr, false)?;
         Ok(Probe { logits: logits.f_detach()?, value: value.f_detach()?, grad })
     }
 

@@ -22,12 +22,14 @@ impl PyModel {
         }
         if let Ok(params) = model.getattr("parameters").and_then(|f| f.call0()) {
             if let Ok(Some(first)) = params.try_iter().map(|mut it| it.next()) {
-                let first: PyTensor = first?.extract()?;
-                if first.device() != inputs.device() {
+                // Compared as Python sees them: tch's Device has no name for every torch device.
+                let param_device = first?.getattr("device")?;
+                let input_device = to_py(model.py(), inputs)?.getattr(model.py(), "device")?;
+                if !param_device.eq(&input_device)? {
                     return Err(LfrError::Device(format!(
-                        "model parameters are on {:?} but inputs are on {:?}; move one with .to(device)",
-                        first.device(),
-                        inputs.device()
+                        "model parameters are on {} but inputs are on {}; move one with .to(device)",
+                        param_device.str()?,
+                        input_device.bind(model.py()).str()?
                     ))
                     .into());
                 }

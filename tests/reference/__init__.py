@@ -1,5 +1,1 @@
 """Plain-PyTorch oracles for the Rust kernels, one pure function per kernel (adv_lib style)."""
-
-from .ddn import ddn
-
-__all__ = ["ddn"]

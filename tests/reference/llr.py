@@ -3,7 +3,7 @@ eq. (8): ``E[l(x) + lam * g(d; x) + mu * |d^T grad_x l(x)|]`` with the local
 linearity error ``g(d; x) = |l(x + d) - l(x) - d^T grad_x l(x)|``.
 
 Written one sample at a time (its own forward pass and input gradient), an
-independent check of the batched loss.
+independent check of the batched loss; the inner maximisation is in ``inner.py``.
 """
 
 from typing import Callable
@@ -11,14 +11,6 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-
-def linearity_error(model: Callable[[Tensor], Tensor], x: Tensor, delta: Tensor, y: Tensor) -> Tensor:
-    """``g(delta; x)`` for one sample ``x`` of shape ``(1, ...)``."""
-    x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y)
-    (grad,) = torch.autograd.grad(loss, x, create_graph=True)
-    return (F.cross_entropy(model(x + delta), y) - loss - torch.sum(delta * grad)).abs()
 
 
 def llr_loss(
