@@ -181,7 +181,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--steps", type=int, default=40, help="steps of PGD / MI-FGSM / PGD-L2 / eval")
     parser.add_argument("--ddn-steps", type=int, default=100)
     parser.add_argument("--alpha", type=float, default=LINF_ALPHA, help="L-inf step of PGD / MI-FGSM / eval")
+    parser.add_argument("--tune-malloc", action="store_true",
+                        help="call lfr_rs.tune_malloc() first (process-wide: every side runs tuned)")
     args = parser.parse_args(argv)
+    malloc_tuned = lfr_rs.tune_malloc() if args.tune_malloc else False
+    if args.tune_malloc and not args.json:
+        args.json = "benchmarks/results/attacks_quick_tuned.json" if args.quick else "benchmarks/results/attacks_tuned.json"
     n_train, epochs = N_TRAIN, args.model_epochs
     if args.quick:
         args.batch, args.repeats, args.steps, args.ddn_steps = 16, 2, 3, 5
@@ -202,7 +207,8 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"floor {r['floor']['median_ms']:.1f} ms", file=sys.stderr, flush=True)
 
     print(f"\nSmallCNN (standard-trained, clean acc {clean_acc:.4f} on {len(labels) - n_train} held-out), "
-          f"batch {len(y)}, {threads} threads, median of {args.repeats}, times in ms\n")
+          f"batch {len(y)}, {threads} threads, malloc {'tuned' if malloc_tuned else 'default'}, "
+          f"median of {args.repeats}, times in ms\n")
     print(markdown_table(
         ["attack", "lfr-rs", "reference", "floor", "lfr/ref", "lfr/floor", "ref/floor", "lfr ms/step", "reference is"],
         [[r["attack"], r["lfr_rs"]["median_ms"], r["reference"]["median_ms"], r["floor"]["median_ms"],
@@ -219,7 +225,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     model_info = {"arch": "SmallCNN(zero_init_last=False)", "optimizer": "SGD lr 0.01 momentum 0.9",
                   "epochs": epochs, "n_train": n_train, "clean_acc_heldout": clean_acc,
                   "clean_acc_batch": accuracy(model, x, y)}
-    settings = {"batch": len(y), "repeats": args.repeats, "steps": args.steps, "ddn_steps": args.ddn_steps,
+    settings = {"malloc_tuned": malloc_tuned, "batch": len(y), "repeats": args.repeats, "steps": args.steps, "ddn_steps": args.ddn_steps,
                 "threads": threads, "quick": args.quick, "seed": args.seed, "model": model_info,
                 "linf": {"eps": LINF_EPS, "alpha": args.alpha, "random_start": False},
                 "l2": {"eps": L2_EPS, "alpha": L2_ALPHA, "random_start": False}, "mifgsm_decay": MI_DECAY,

@@ -3,6 +3,7 @@
 Everything runs on CPU from local files; nothing is downloaded.
 """
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -86,4 +87,28 @@ def trained_cnn(mnist):
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    return model
+
+
+@pytest.fixture(scope="session")
+def images64(batch):
+    """4 float64 MNIST test images with their labels."""
+    x, y = batch
+    return x[:4].double(), y[:4].clone()
+
+
+@pytest.fixture(scope="session")
+def default_cnn64(untrained_cnn):
+    return copy.deepcopy(untrained_cnn).double()
+
+
+@pytest.fixture(scope="session")
+def perturbed_cnn64(default_cnn64):
+    """The float64 default-init SmallCNN with Gaussian noise (half each tensor's RMS, plus 0.01) on every parameter."""
+    model = copy.deepcopy(default_cnn64)
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in model.parameters():
+            scale = 0.5 * p.pow(2).mean().sqrt() + 0.01
+            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
     return model

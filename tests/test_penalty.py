@@ -15,30 +15,11 @@ NORMS = [1.0, 2.0, math.inf]
 
 
 @pytest.fixture(scope="module")
-def images(batch):
-    """4 float64 MNIST test images with their labels."""
-    x, y = batch
-    return x[:4].double(), y[:4].clone()
+def images(images64):
+    return images64
 
 
-@pytest.fixture(scope="module")
-def default_cnn(untrained_cnn):
-    return copy.deepcopy(untrained_cnn).double()
-
-
-@pytest.fixture(scope="module")
-def perturbed_cnn(default_cnn):
-    """The default-init SmallCNN with Gaussian noise (half each tensor's RMS, plus 0.01) on every parameter."""
-    model = copy.deepcopy(default_cnn)
-    gen = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in model.parameters():
-            scale = 0.5 * p.pow(2).mean().sqrt() + 0.01
-            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-    return model
-
-
-@pytest.fixture(params=["default_cnn", "perturbed_cnn"])
+@pytest.fixture(params=["default_cnn64", "perturbed_cnn64"])
 def cnn(request):
     return request.getfixturevalue(request.param)
 
@@ -76,29 +57,29 @@ def test_parameter_gradients_match_double_backward(cnn, images, p):
             assert rel < 1e-6, f"{key}, p={p}: {name} relative error {rel:.3g}"
 
 
-def test_batch_independence(default_cnn, images):
+def test_batch_independence(default_cnn64, images):
     x, y = images
     for p in NORMS:
-        together = lfr_rs.grad_norm_penalty(default_cnn, x, y, p=p).detach()
+        together = lfr_rs.grad_norm_penalty(default_cnn64, x, y, p=p).detach()
         alone = torch.cat(
-            [lfr_rs.grad_norm_penalty(default_cnn, x[i : i + 1], y[i : i + 1], p=p).detach() for i in range(len(x))]
+            [lfr_rs.grad_norm_penalty(default_cnn64, x[i : i + 1], y[i : i + 1], p=p).detach() for i in range(len(x))]
         )
         assert_close(alone, together, rtol=1e-10, atol=0)
 
 
 @pytest.mark.parametrize("p", NORMS)
-def test_empty_batch(default_cnn, p):
+def test_empty_batch(default_cnn64, p):
     x = torch.empty(0, 1, 28, 28, dtype=torch.float64)
     y = torch.empty(0, dtype=torch.long)
-    pen = lfr_rs.grad_norm_penalty(default_cnn, x, y, p=p)
+    pen = lfr_rs.grad_norm_penalty(default_cnn64, x, y, p=p)
     assert pen.shape == (0,) and pen.dtype == torch.float64
 
 
 @pytest.mark.parametrize("p", [3.0, 0.0, math.nan, -1.0, 0.5, -math.inf])
-def test_bad_p_raises(default_cnn, images, p):
+def test_bad_p_raises(default_cnn64, images, p):
     x, y = images
     with pytest.raises(ValueError, match="1, 2 or inf"):
-        lfr_rs.grad_norm_penalty(default_cnn, x, y, p=p)
+        lfr_rs.grad_norm_penalty(default_cnn64, x, y, p=p)
 
 
 def test_sgd_step_changes_every_parameter(untrained_cnn, batch):
@@ -117,7 +98,7 @@ def test_sgd_step_changes_every_parameter(untrained_cnn, batch):
     assert changed == [name for name, _ in model.named_parameters()]
 
 
-def test_small_gradient_step_lowers_penalty_to_first_order(perturbed_cnn, images):
+def test_small_gradient_step_lowers_penalty_to_first_order(perturbed_cnn64, images):
     """pen(theta - lr grad) ~ pen(theta) - lr ||grad||^2 for a small lr.
 
     On the perturbed model only: at the default init every conv bias is 0 and
@@ -125,7 +106,7 @@ def test_small_gradient_step_lowers_penalty_to_first_order(perturbed_cnn, images
     at the kink and any step on the biases (even 1e-7) switches them at once
     (measured: the mean penalty jumps from 1.26 to 1.92)."""
     x, y = images
-    model = copy.deepcopy(perturbed_cnn)
+    model = copy.deepcopy(perturbed_cnn64)
     lr = 1e-6
     pen0 = lfr_rs.grad_norm_penalty(model, x, y).mean()
     pen0.backward()
@@ -140,8 +121,8 @@ def test_small_gradient_step_lowers_penalty_to_first_order(perturbed_cnn, images
 
 
 @pytest.mark.parametrize("requires_grad", [False, True])
-def test_input_untouched(default_cnn, images, requires_grad):
-    model = copy.deepcopy(default_cnn)
+def test_input_untouched(default_cnn64, images, requires_grad):
+    model = copy.deepcopy(default_cnn64)
     x0, y = images
     x = x0.clone().requires_grad_(requires_grad)
     pen = lfr_rs.grad_norm_penalty(model, x, y)

@@ -1,6 +1,5 @@
 """TRADES and LLR inner maximizations against plain-PyTorch references (float64, CPU)."""
 
-import copy
 
 import pytest
 import torch
@@ -11,30 +10,11 @@ from reference import inner as ref
 
 
 @pytest.fixture(scope="module")
-def images(batch):
-    """4 float64 MNIST test images with their labels."""
-    x, y = batch
-    return x[:4].double(), y[:4].clone()
+def images(images64):
+    return images64
 
 
-@pytest.fixture(scope="module")
-def default_cnn(untrained_cnn):
-    return copy.deepcopy(untrained_cnn).double()
-
-
-@pytest.fixture(scope="module")
-def perturbed_cnn(default_cnn):
-    """The default-init SmallCNN with Gaussian noise (half each tensor's RMS, plus 0.01) on every parameter."""
-    model = copy.deepcopy(default_cnn)
-    gen = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in model.parameters():
-            scale = 0.5 * p.pow(2).mean().sqrt() + 0.01
-            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-    return model
-
-
-@pytest.fixture(params=["default_cnn", "perturbed_cnn"])
+@pytest.fixture(params=["default_cnn64", "perturbed_cnn64"])
 def cnn(request):
     return request.getfixturevalue(request.param)
 
@@ -79,11 +59,11 @@ def test_trades_natural_distribution_keeps_float64():
     assert_close(got, want, rtol=0, atol=1e-14)
 
 
-def test_trades_stays_in_ball_and_box(default_cnn, images):
+def test_trades_stays_in_ball_and_box(default_cnn64, images):
     x, _ = images
     x0 = x.clone()
     eps = 0.1
-    adv = lfr_rs.trades_perturb(default_cnn, x, eps=eps, alpha=0.05, steps=3)
+    adv = lfr_rs.trades_perturb(default_cnn64, x, eps=eps, alpha=0.05, steps=3)
     assert torch.equal(x, x0), "inputs were mutated"
     assert (_linf(adv - x) <= eps + 1e-12).all()
     assert adv.min() >= 0 and adv.max() <= 1
@@ -113,19 +93,19 @@ def test_llr_matches_reference(cnn, images, random_start):
     assert_close(got, want, rtol=0, atol=1e-14)
 
 
-def test_llr_without_random_start_stays_at_x(default_cnn, images):
+def test_llr_without_random_start_stays_at_x(default_cnn64, images):
     """At delta = 0 the linearity error is exactly 0 and autograd's |.|' (0) = 0,
     so the ascent never leaves x: LLR needs its random start."""
     x, y = images
-    adv = lfr_rs.llr_perturb(default_cnn, x, y, eps=0.1, alpha=0.03, steps=3, random_start=False)
+    adv = lfr_rs.llr_perturb(default_cnn64, x, y, eps=0.1, alpha=0.03, steps=3, random_start=False)
     assert torch.equal(adv, x)
 
 
-def test_llr_stays_in_ball_and_box(default_cnn, images):
+def test_llr_stays_in_ball_and_box(default_cnn64, images):
     x, y = images
     x0 = x.clone()
     eps = 0.1
-    adv = lfr_rs.llr_perturb(default_cnn, x, y, eps=eps, alpha=0.05, steps=3)
+    adv = lfr_rs.llr_perturb(default_cnn64, x, y, eps=eps, alpha=0.05, steps=3)
     assert torch.equal(x, x0), "inputs were mutated"
     assert (_linf(adv - x) <= eps + 1e-12).all()
     assert adv.min() >= 0 and adv.max() <= 1
@@ -148,16 +128,16 @@ def test_llr_ascent_increases_linearity_error(cnn, images):
 
 
 @pytest.mark.parametrize("steps", [0, -1])
-def test_steps_below_one_raises(default_cnn, images, steps):
+def test_steps_below_one_raises(default_cnn64, images, steps):
     x, y = images
     with pytest.raises(ValueError, match="steps"):
-        lfr_rs.trades_perturb(default_cnn, x[:1], eps=0.1, alpha=0.02, steps=steps)
+        lfr_rs.trades_perturb(default_cnn64, x[:1], eps=0.1, alpha=0.02, steps=steps)
     with pytest.raises(ValueError, match="steps"):
-        lfr_rs.llr_perturb(default_cnn, x[:1], y[:1], eps=0.1, alpha=0.02, steps=steps)
+        lfr_rs.llr_perturb(default_cnn64, x[:1], y[:1], eps=0.1, alpha=0.02, steps=steps)
 
 
-def test_empty_batch(default_cnn):
+def test_empty_batch(default_cnn64):
     x = torch.empty(0, 1, 28, 28, dtype=torch.float64)
     y = torch.empty(0, dtype=torch.long)
-    assert lfr_rs.trades_perturb(default_cnn, x, eps=0.1, alpha=0.02).shape == x.shape
-    assert lfr_rs.llr_perturb(default_cnn, x, y, eps=0.1, alpha=0.02).shape == x.shape
+    assert lfr_rs.trades_perturb(default_cnn64, x, eps=0.1, alpha=0.02).shape == x.shape
+    assert lfr_rs.llr_perturb(default_cnn64, x, y, eps=0.1, alpha=0.02).shape == x.shape
