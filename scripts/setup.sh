@@ -24,4 +24,4 @@ python -m pip install -q "torch==2.13.0" "torchvision==0.28.0" numpy tqdm \
 python -m pip install -q --no-deps "torchattacks==3.5.1"
 
 export LIBTORCH_USE_PYTORCH=1
-maturin develop --release --skip-install -q
+maturin develop --release -q
