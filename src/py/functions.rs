@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use tch::Tensor;
 
 /// Runs `kernel(model, x, y)` with the GIL released and wraps its result.
-fn run_attack<F>(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, kernel: F) -> PyResult<PyObject>
+pub(crate) fn run_kernel<F>(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, kernel: F) -> PyResult<PyObject>
 where
     F: FnOnce(&PyModel, &Tensor, &Tensor) -> Result<Tensor> + Send,
 {
@@ -51,7 +51,7 @@ where
 #[pyo3(name = "fgsm", signature = (model, inputs, labels, *, eps, targeted = false))]
 pub fn py_fgsm(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, eps: f64, targeted: bool) -> PyResult<PyObject> {
     let p = FgsmParams { eps, targeted };
-    run_attack(py, model, inputs, labels, move |m, x, y| fgsm(m, x, y, p))
+    run_kernel(py, model, inputs, labels, move |m, x, y| fgsm(m, x, y, p))
 }
 
 /// Projected Gradient Descent (Madry et al., 2018, https://arxiv.org/abs/1706.06083).
@@ -124,7 +124,7 @@ pub fn py_pgd(
         restarts,
         keep_best,
     };
-    run_attack(py, model, inputs, labels, move |m, x, y| pgd(m, x, y, p))
+    run_kernel(py, model, inputs, labels, move |m, x, y| pgd(m, x, y, p))
 }
 
 /// Momentum Iterative FGSM (Dong et al., 2018, https://arxiv.org/abs/1710.06081).
@@ -168,7 +168,7 @@ pub fn py_mifgsm(
     targeted: bool,
 ) -> PyResult<PyObject> {
     let p = MifgsmParams { eps, alpha, steps, decay, targeted };
-    run_attack(py, model, inputs, labels, move |m, x, y| mifgsm(m, x, y, p))
+    run_kernel(py, model, inputs, labels, move |m, x, y| mifgsm(m, x, y, p))
 }
 
 /// Decoupled Direction and Norm attack (Rony et al., 2019, https://arxiv.org/abs/1811.09600).
@@ -220,7 +220,7 @@ pub fn py_ddn(
     targeted: bool,
 ) -> PyResult<PyObject> {
     let p = DdnParams { steps, gamma, init_norm, levels, targeted };
-    run_attack(py, model, inputs, labels, move |m, x, y| ddn(m, x, y, p))
+    run_kernel(py, model, inputs, labels, move |m, x, y| ddn(m, x, y, p))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -3,6 +3,7 @@
 use crate::lfr::{flatness_grad, lfr_perturb, Hvp, LfrParams};
 use crate::llr::{llr_perturb, LlrParams};
 use crate::penalty::grad_norm_penalty;
+use crate::py::functions::run_kernel;
 use crate::py::model::PyModel;
 use crate::py::tensor::{to_py, PyTensor};
 use crate::trades::{trades_perturb, TradesParams};
@@ -37,10 +38,7 @@ use pyo3::prelude::*;
 #[pyfunction]
 #[pyo3(name = "grad_norm_penalty", signature = (model, inputs, labels, *, p = 1.0))]
 pub fn py_grad_norm_penalty(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, p: f64) -> PyResult<PyObject> {
-    let model = PyModel::new(model, &inputs)?;
-    let (x, y, m) = (inputs.0, labels.0, &model);
-    let out = py.allow_threads(move || grad_norm_penalty(m, &x, &y, p))?;
-    to_py(py, &out)
+    run_kernel(py, model, inputs, labels, move |m, x, y| grad_norm_penalty(m, x, y, p))
 }
 
 fn lfr_params(eps: f64, alpha: f64, steps: i64, random_start: bool, hvp: &str, fd_step: f64) -> PyResult<LfrParams> {
@@ -93,10 +91,7 @@ pub fn py_lfr_perturb(
     fd_step: f64,
 ) -> PyResult<PyObject> {
     let params = lfr_params(eps, alpha, steps, random_start, hvp, fd_step)?;
-    let model = PyModel::new(model, &inputs)?;
-    let (x, y, m) = (inputs.0, labels.0, &model);
-    let (adv, _) = py.allow_threads(move || lfr_perturb(m, &x, &y, params, false))?;
-    to_py(py, &adv)
+    run_kernel(py, model, inputs, labels, move |m, x, y| Ok(lfr_perturb(m, x, y, params, false)?.0))
 }
 
 /// Local flatness ``gamma_C(x, eps)`` of Definition 1, with the maximizer.
@@ -163,10 +158,7 @@ pub fn py_local_flatness(
 #[pyo3(name = "flatness_grad", signature = (model, inputs, labels, *, hvp = "exact", fd_step = 0.01))]
 pub fn py_flatness_grad(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, hvp: &str, fd_step: f64) -> PyResult<PyObject> {
     let hvp = Hvp::parse(hvp, fd_step)?;
-    let model = PyModel::new(model, &inputs)?;
-    let (x, y, m) = (inputs.0, labels.0, &model);
-    let out = py.allow_threads(move || flatness_grad(m, &x, &y, hvp))?;
-    to_py(py, &out)
+    run_kernel(py, model, inputs, labels, move |m, x, y| flatness_grad(m, x, y, hvp))
 }
 
 /// TRADES inner maximization (Zhang et al., 2019, https://arxiv.org/abs/1901.08573).
@@ -241,11 +233,8 @@ pub fn py_llr_perturb(
     steps: i64,
     random_start: bool,
 ) -> PyResult<PyObject> {
-    let model = PyModel::new(model, &inputs)?;
-    let (x, y, m) = (inputs.0, labels.0, &model);
     let p = LlrParams { eps, alpha, steps, random_start };
-    let out = py.allow_threads(move || llr_perturb(m, &x, &y, p))?;
-    to_py(py, &out)
+    run_kernel(py, model, inputs, labels, move |m, x, y| llr_perturb(m, x, y, p))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
