@@ -2,17 +2,63 @@
 //! of the same length, finite hyper-parameters.
 use crate::error::{invalid, LfrError, Result};
 use crate::model::num_classes;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
-/// Checks `x`: floating, batch-first, finite, in [0, 1].
+/// A device as torch names it. tch reports every device other than CPU,
+/// CUDA and Vulkan (meta, xpu, ...) as `Mps`, so that one cannot be named
+/// exactly here; the Python layer compares devices by their torch names first.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        Device::Vulkan => "vulkan".into(),
+        Device::Mps => "a device other than cpu or cuda (mps, meta, ...)".into(),
+    }
+}
+
+/// A dtype as torch names it (`torch.float32`).
+pub fn dtype_name(kind: Kind) -> String {
+    let name = match kind {
+        Kind::Uint8 => "uint8",
+        Kind::Int8 => "int8",
+        Kind::Int16 => "int16",
+        Kind::Int => "int32",
+        Kind::Int64 => "int64",
+        Kind::Half => "float16",
+        Kind::Float => "float32",
+        Kind::Double => "float64",
+        Kind::ComplexHalf => "complex32",
+        Kind::ComplexFloat => "complex64",
+        Kind::ComplexDouble => "complex128",
+        Kind::Bool => "bool",
+        Kind::BFloat16 => "bfloat16",
+        other => return format!("{other:?}"),
+    };
+    format!("torch.{name}")
+}
+
+/// Checks `x`: float32 or float64, batch-first, finite, in [0, 1].
+///
+/// Half precision is refused: a loss gradient taken through a float16 model
+/// underflows to zero for confidently classified samples (they never move)
+/// and L2 norms of such gradients divide zero by zero, while bfloat16's
+/// 8-bit mantissa cannot keep an iterate inside an eps-ball to the last
+/// rounding. Attacks cast a half model and its inputs with `.float()`.
 pub fn check_inputs(x: &Tensor) -> Result<()> {
     if x.is_sparse() || x.is_mkldnn() {
         return Err(LfrError::InvalidType("inputs must be a dense (strided) tensor".into()));
     }
+    if matches!(x.kind(), Kind::Half | Kind::BFloat16) {
+        return Err(LfrError::InvalidType(format!(
+            "inputs are {}: half precision is not supported (gradients underflow, norms overflow); \
+             pass model.float() and inputs.float() (float32 or float64)",
+            dtype_name(x.kind())
+        )));
+    }
     if !x.is_floating_point() {
         return Err(LfrError::InvalidType(format!(
-            "inputs must be a floating-point tensor, got {:?}",
-            x.kind()
+            "inputs must be a floating-point tensor (torch.float32 or torch.float64), got {}",
+            dtype_name(x.kind())
         )));
     }
     if x.dim() < 1 {
@@ -38,8 +84,8 @@ pub fn check_batch(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     let integer = matches!(y.kind(), Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8);
     if !integer {
         return Err(LfrError::InvalidType(format!(
-            "labels must be an integer tensor (torch.long), got {:?}",
-            y.kind()
+            "labels must be an integer tensor (torch.long), got {}",
+            dtype_name(y.kind())
         )));
     }
     let n = x.size().first().copied().unwrap_or(0);
@@ -52,9 +98,9 @@ pub fn check_batch(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     }
     if y.device() != x.device() {
         return Err(LfrError::Device(format!(
-            "inputs are on {:?} but labels are on {:?}",
-            x.device(),
-            y.device()
+            "inputs are on {} but labels are on {}",
+            device_name(x.device()),
+            device_name(y.device())
         )));
     }
     if n > 0 && y.f_min()?.f_int64_value(&[])? < 0 {
@@ -93,6 +139,25 @@ pub fn check_non_negative(name: &str, value: f64) -> Result<()> {
 pub fn check_positive(name: &str, value: f64) -> Result<()> {
     if !value.is_finite() || value <= 0.0 {
         return invalid(format!("{name} must be a finite number > 0, got {value}"));
+    }
+    Ok(())
+}
+
+/// Hyper-parameters `(name, value)` that must stay finite once cast to the
+/// inputs' dtype (`eps = 1e300` is `inf` in float32, and `0 * inf` is NaN).
+pub fn check_finite_in(kind: Kind, params: &[(&str, f64)]) -> Result<()> {
+    for &(name, value) in params {
+        let finite = match kind {
+            Kind::Float => (value as f32).is_finite(),
+            _ => value.is_finite(),
+        };
+        if !finite {
+            return invalid(format!(
+                "{name} = {value:e} overflows {} (the inputs' dtype; largest finite value {:e})",
+                dtype_name(kind),
+                f32::MAX
+            ));
+        }
     }
     Ok(())
 }

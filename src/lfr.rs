@@ -6,12 +6,12 @@
 //! `v = sign(g(x'))`.
 use crate::error::{invalid, Result};
 use crate::grad::grad;
-use crate::inputs::{check_batch, check_count, check_non_negative};
-use crate::model::Model;
+use crate::inputs::{check_batch, check_count, check_finite_in, check_non_negative, dtype_name};
+use crate::model::{CheckedModel, Model};
 use crate::norm::lp_per_sample;
 use crate::penalty::ce_input_grad;
 use crate::project::project_linf;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 /// How the Hessian-vector product is computed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,6 +37,22 @@ impl Hvp {
             _ => invalid(format!("unknown hvp {name:?}; expected one of {:?}", Self::NAMES)),
         }
     }
+
+    /// Checks the finite-difference step against the inputs' dtype: it must
+    /// be finite there and at least its machine epsilon, or `x + h sign(g)`
+    /// rounds back to `x` (and `1e-300` becomes 0, a division by zero).
+    fn check_in(self, kind: Kind) -> Result<()> {
+        let Hvp::FiniteDifference(h) = self else { return Ok(()) };
+        check_finite_in(kind, &[("fd_step", h)])?;
+        let resolution = if kind == Kind::Float { f64::from(f32::EPSILON) } else { f64::EPSILON };
+        if h < resolution {
+            return invalid(format!(
+                "fd_step = {h:e} is below the resolution of {} ({resolution:e}): x + fd_step * sign(g) would round back to x",
+                dtype_name(kind)
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +66,7 @@ pub struct LfrParams {
 
 /// `H(x) sign(g(x))`, the gradient of `||g(x)||_1` with respect to `x`, per
 /// sample (`g` the per-sample input gradient of the cross-entropy).
-fn flatness_direction(model: &impl Model, x: &Tensor, labels: &Tensor, hvp: Hvp) -> Result<Tensor> {
+fn flatness_direction<M: Model>(model: &CheckedModel<'_, M>, x: &Tensor, labels: &Tensor, hvp: Hvp) -> Result<Tensor> {
     let xr = x.f_detach()?.f_set_requires_grad(true)?;
     match hvp {
         Hvp::Exact => {
@@ -70,10 +86,12 @@ fn flatness_direction(model: &impl Model, x: &Tensor, labels: &Tensor, hvp: Hvp)
 /// The gradient of the local flatness `||d_x L(x)||_1` with respect to `x`.
 pub fn flatness_grad(model: &impl Model, x: &Tensor, y: &Tensor, hvp: Hvp) -> Result<Tensor> {
     let labels = check_batch(x, y)?;
+    hvp.check_in(x.kind())?;
     if x.numel() == 0 {
         return Ok(x.f_detach_copy()?);
     }
-    tch::with_grad(|| flatness_direction(model, x, &labels, hvp))
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    model.finish(tch::with_grad(|| flatness_direction(model, x, &labels, hvp)))
 }
 
 /// Runs the inner maximization. Returns `x'` and, when `with_gamma`, the
@@ -84,12 +102,15 @@ pub fn lfr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LfrParams, wit
     check_non_negative("alpha", p.alpha)?;
     check_count("steps", p.steps)?;
     let labels = check_batch(x, y)?;
+    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha)])?;
+    p.hvp.check_in(x.kind())?;
     let x = x.f_detach()?;
     if x.numel() == 0 {
         let gamma = Tensor::f_zeros([0i64].as_slice(), (x.kind(), x.device()))?;
         return Ok((x.f_detach_copy()?, with_gamma.then_some(gamma)));
     }
-    tch::with_grad(|| {
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    model.finish(tch::with_grad(|| {
         let mut adv = if p.random_start {
             crate::norm::Norm::Linf.random_start(&x, p.eps)?
         } else {
@@ -106,5 +127,5 @@ pub fn lfr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LfrParams, wit
             None
         };
         Ok((adv, gamma))
-    })
+    }))
 }

@@ -4,9 +4,9 @@
 //! per sample, by projected sign ascent.
 use crate::error::Result;
 use crate::grad::grad;
-use crate::inputs::{check_batch, check_count, check_non_negative};
+use crate::inputs::{check_batch, check_count, check_finite_in, check_non_negative};
 use crate::loss::Loss;
-use crate::model::{checked_logits, Model};
+use crate::model::{checked_logits, CheckedModel, Model};
 use crate::norm::Norm;
 use crate::penalty::ce_input_grad;
 use crate::project::project_linf;
@@ -25,11 +25,13 @@ pub fn llr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LlrParams) -> 
     check_non_negative("alpha", p.alpha)?;
     check_count("steps", p.steps)?;
     let labels = check_batch(x, y)?;
+    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha)])?;
     let x = x.f_detach()?;
     if x.numel() == 0 {
         return Ok(x.f_detach_copy()?);
     }
-    tch::with_grad(|| {
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    model.finish(tch::with_grad(|| {
         let xr = x.f_detach()?.f_set_requires_grad(true)?;
         let (loss0, grad0) = ce_input_grad(model, &xr, &labels, false)?;
         let mut adv = if p.random_start { Norm::Linf.random_start(&x, p.eps)? } else { x.f_detach_copy()? };
@@ -42,5 +44,5 @@ pub fn llr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LlrParams) -> 
             adv = project_linf(&adv.f_add(&grad.f_sign()?.f_mul_scalar(p.alpha)?)?, &x, p.eps)?;
         }
         Ok(adv)
-    })
+    }))
 }

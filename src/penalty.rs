@@ -5,19 +5,19 @@
 //! model's parameters, so `(ce + lam * pen.mean()).backward()` trains.
 use crate::error::{invalid, Result};
 use crate::grad::grad;
-use crate::inputs::{check_batch, check_label_range};
+use crate::inputs::check_batch;
 use crate::loss::Loss;
-use crate::model::{checked_logits, Model};
+use crate::model::{checked_logits, CheckedModel, Model};
 use crate::norm::lp_per_sample;
 use tch::Tensor;
 
 /// Per-sample cross-entropy at `xr` (which must require grad, returned
-/// detached) and its input gradient. `L` is summed over the batch, so row `i` of the gradient is
+/// detached) and its input gradient. Labels are checked against the logits by
+/// the caller's [`CheckedModel`], once per call. `L` is summed over the batch, so row `i` of the gradient is
 /// `d_x L(x_i, y_i)`, independent of the batch size. With `create_graph` the
 /// gradient can itself be differentiated (double backprop).
 pub(crate) fn ce_input_grad(model: &impl Model, xr: &Tensor, labels: &Tensor, create_graph: bool) -> Result<(Tensor, Tensor)> {
     let logits = checked_logits(model, xr)?;
-    check_label_range(labels, &logits)?;
     let ce = Loss::CrossEntropy.objective(&logits, labels, false)?;
     let grad = grad(&ce.f_sum(None)?, xr, create_graph)?;
     Ok((ce.f_detach()?, grad))
@@ -40,9 +40,10 @@ pub fn grad_norm_penalty(model: &impl Model, x: &Tensor, y: &Tensor, p: f64) -> 
     if x.numel() == 0 {
         return Ok(Tensor::f_zeros([0i64].as_slice(), (x.kind(), x.device()))?);
     }
-    tch::with_grad(|| {
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    model.finish(tch::with_grad(|| {
         let xr = x.f_detach()?.f_set_requires_grad(true)?;
         let (_, grad) = ce_input_grad(model, &xr, &labels, true)?;
         lp_per_sample(&grad, p)
-    })
+    }))
 }

@@ -4,8 +4,8 @@
 //! then `min(max(x_adv, x - eps), x + eps)` and clip to [0, 1].
 use crate::error::Result;
 use crate::grad::grad;
-use crate::inputs::{check_count, check_inputs, check_non_negative};
-use crate::model::{checked_logits, Model};
+use crate::inputs::{check_count, check_finite_in, check_inputs, check_non_negative};
+use crate::model::{checked_logits, CheckedModel, Model};
 use tch::{Kind, Reduction, Tensor};
 
 #[derive(Debug, Clone, Copy)]
@@ -23,11 +23,13 @@ pub fn trades_perturb(model: &impl Model, x: &Tensor, p: TradesParams) -> Result
     check_non_negative("alpha", p.alpha)?;
     check_count("steps", p.steps)?;
     check_inputs(x)?;
+    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha)])?;
     let x = x.f_detach()?;
     if x.numel() == 0 {
         return Ok(x.f_detach_copy()?);
     }
-    tch::with_grad(|| {
+    let model = &CheckedModel::new(model, None)?;
+    model.finish(tch::with_grad(|| {
         // The natural distribution is a constant of the inner problem (the
         // official code recomputes it every step; in eval mode it is the same).
         let natural = tch::no_grad(|| checked_logits(model, &x))?.f_softmax(1, None::<Kind>)?;
@@ -42,5 +44,5 @@ pub fn trades_perturb(model: &impl Model, x: &Tensor, p: TradesParams) -> Result
             adv = adv.f_max_other(&lower)?.f_min_other(&upper)?.f_clamp(0.0, 1.0)?;
         }
         Ok(adv)
-    })
+    }))
 }

@@ -2,6 +2,7 @@
 with closed-form answers (adv_lib's trick), and properties every kernel keeps."""
 
 import copy
+import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -323,8 +324,53 @@ def test_inputs_and_labels_not_mutated(trained_cnn, batch, name):
 @all_attacks
 def test_model_mode_untouched(trained_cnn, batch, name, training):
     model = copy.deepcopy(trained_cnn).train(training)
-    ATTACKS[name][0](model, batch[0][:8], batch[1][:8])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "the model is in train mode", UserWarning)
+        ATTACKS[name][0](model, batch[0][:8], batch[1][:8])
     assert all(m.training is training for m in model.modules())
+
+
+def stateful_net():
+    return nn.Sequential(nn.Conv2d(1, 4, 5, stride=3), nn.BatchNorm2d(4), nn.Dropout(0.1), nn.Flatten(), nn.Linear(256, 10))
+
+
+@all_attacks
+def test_train_mode_with_batchnorm_or_dropout_warns_once(batch, name):
+    model = stateful_net().train()
+    x, y = batch[0][:8], batch[1][:8]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            ATTACKS[name][0](model, x, y)
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    assert caught[0].category is UserWarning and caught[0].filename == __file__
+    assert "BatchNorm2d, Dropout" in str(caught[0].message) and "model.eval()" in str(caught[0].message)
+    assert model.training and model[1].num_batches_tracked > 0  # the mode is still left as it is
+
+
+@all_attacks
+def test_eval_mode_or_stateless_model_does_not_warn(batch, name):
+    x, y = batch[0][:8], batch[1][:8]
+    stateless = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).train()
+    half_eval = stateful_net().train()
+    half_eval[1].eval()
+    half_eval[2].eval()
+    for model in (stateful_net().eval(), stateless, half_eval):
+        ATTACKS[name][0](model, x, y)  # filterwarnings = error
+
+
+@all_attacks
+def test_model_editing_its_argument_in_place_leaves_inputs_alone(trained_cnn, batch, name):
+    x, y = batch[0][:8].clone(), batch[1][:8]
+    x_before = x.clone()
+
+    def vandal(a):
+        out = trained_cnn(a)
+        a.data.mul_(0.5)
+        return out
+
+    ATTACKS[name][0](vandal, x, y)
+    assert torch.equal(x, x_before)
 
 
 @all_attacks

@@ -349,3 +349,142 @@ def test_each_error_is_caught_by_its_base(model, x, y):
             trigger()
         seen.add(type(info.value))
     assert seen == {lfr_rs.ShapeError, lfr_rs.DeviceError, lfr_rs.TorchError}
+
+
+# --- every kernel (issue 11) ----------------------------------------------------
+
+# name -> kernel(model, x, y, **overrides) with valid defaults; every public kernel
+KERNELS = {
+    **ATTACKS,
+    "pgd-l2": lambda m, x, y, **kw: lfr_rs.pgd(m, x, y, **{"eps": 1.0, "alpha": 0.3, "steps": 2, "norm": "l2", **kw}),
+    "grad_norm_penalty": lambda m, x, y, **kw: lfr_rs.grad_norm_penalty(m, x, y, **kw),
+    "lfr_perturb": lambda m, x, y, **kw: lfr_rs.lfr_perturb(m, x, y, **{"eps": 0.1, "alpha": 0.05, "steps": 2, **kw}),
+    "local_flatness": lambda m, x, y, **kw: lfr_rs.local_flatness(
+        m, x, y, **{"eps": 0.1, "alpha": 0.05, "steps": 2, **kw}
+    ),
+    "flatness_grad": lambda m, x, y, **kw: lfr_rs.flatness_grad(m, x, y, **kw),
+    "trades_perturb": lambda m, x, y, **kw: lfr_rs.trades_perturb(m, x, **{"eps": 0.1, "alpha": 0.05, "steps": 2, **kw}),
+    "llr_perturb": lambda m, x, y, **kw: lfr_rs.llr_perturb(m, x, y, **{"eps": 0.1, "alpha": 0.05, "steps": 2, **kw}),
+}
+every_kernel = pytest.mark.parametrize("name", KERNELS)
+SINGLE_CALL = {"fgsm", "grad_norm_penalty", "flatness_grad"}
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.parametrize("from_call", [1, 3], ids=["first-call", "third-call"])
+@every_kernel
+def test_non_finite_logits_raise_on_any_call(model, x, y, name, from_call, bad):
+    if name in SINGLE_CALL and from_call > 1:
+        pytest.skip("one model call")
+    calls = []
+
+    def diverging(a):
+        calls.append(len(a))
+        out = model(a)
+        return out + bad if len(calls) >= from_call else out
+
+    steps = {} if name in SINGLE_CALL else {"steps": 5}
+    raises(ValueError, KERNELS[name], diverging, x, y, match="non-finite", **steps)
+    assert len(calls) >= from_call
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@every_kernel
+def test_half_precision_is_refused(model, x, y, name, dtype):
+    raises(TypeError, KERNELS[name], model.to(dtype), x.to(dtype), y, match="half precision")
+
+
+OVERFLOWING = {
+    "fgsm": ["eps"],
+    "pgd": ["eps", "alpha"],
+    "pgd-l2": ["eps", "alpha"],
+    "mifgsm": ["eps", "alpha", "decay"],
+    "ddn": ["init_norm"],
+    "lfr_perturb": ["eps", "alpha"],
+    "local_flatness": ["eps", "alpha"],
+    "trades_perturb": ["eps", "alpha"],
+    "llr_perturb": ["eps", "alpha"],
+}
+
+
+@pytest.mark.parametrize("name,key", [(n, k) for n, keys in OVERFLOWING.items() for k in keys])
+def test_hyper_parameters_overflowing_float32_are_refused(model, x, y, name, key):
+    raises(ValueError, KERNELS[name], model, x, y, match=f"{key} = 1e300 overflows torch.float32", **{key: 1e300})
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "pgd-l2", "mifgsm", "lfr_perturb", "trades_perturb", "llr_perturb"])
+def test_eps_finite_in_float64_is_accepted(model, x, y, name):
+    out = KERNELS[name](model.double(), x.double(), y, eps=1e300)
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("fd_step,match", [(1e-300, "resolution"), (1e-9, "resolution"), (1e300, "overflows")])
+@pytest.mark.parametrize("name", ["lfr_perturb", "local_flatness", "flatness_grad"])
+def test_fd_step_outside_float32_is_refused(model, x, y, name, fd_step, match):
+    raises(ValueError, KERNELS[name], model, x, y, hvp="fd", fd_step=fd_step, match=match)
+
+
+@pytest.mark.parametrize("moved", ["inputs", "labels", "logits"])
+@every_kernel
+def test_device_errors_name_devices_as_torch_does(model, x, y, name, moved):
+    if name == "trades_perturb" and moved == "labels":
+        pytest.skip("no labels")
+    if moved == "inputs":
+        e = raises(lfr_rs.DeviceError, KERNELS[name], model, x.to("meta"), y)
+    elif moved == "labels":
+        e = raises(lfr_rs.DeviceError, KERNELS[name], model, x, y.to("meta"))
+    else:
+        e = raises(lfr_rs.DeviceError, KERNELS[name], lambda a: model(a).to("meta"), x, y)
+    assert "meta" in str(e) and "cpu" in str(e), str(e)
+    assert not any(tch_name in str(e) for tch_name in ("Mps", "Cpu", "Cuda")), str(e)
+
+
+INTERRUPTED_CHILD = """
+import functools, signal, sys, time
+import torch, torch.nn.functional as F
+import lfr_rs
+signal.signal(signal.SIGINT, signal.default_int_handler)
+model = functools.partial(F.linear, weight=torch.randn(3, 16))  # C-level: runs no Python bytecode
+x, y = torch.rand(4, 16), torch.tensor([0, 1, 2, 1])
+forever = 10**9
+kernels = {
+    "pgd": lambda: lfr_rs.pgd(model, x, y, eps=0.1, alpha=0.01, steps=forever),
+    "mifgsm": lambda: lfr_rs.mifgsm(model, x, y, eps=0.1, alpha=0.01, steps=forever),
+    "ddn": lambda: lfr_rs.ddn(model, x, y, steps=forever),
+    "lfr_perturb": lambda: lfr_rs.lfr_perturb(model, x, y, eps=0.1, alpha=0.01, steps=forever),
+    "trades_perturb": lambda: lfr_rs.trades_perturb(model, x, eps=0.1, alpha=0.01, steps=forever),
+    "llr_perturb": lambda: lfr_rs.llr_perturb(model, x, y, eps=0.1, alpha=0.01, steps=forever),
+}
+for name, kernel in kernels.items():
+    print("start", name, flush=True)
+    started = time.monotonic()
+    try:
+        kernel()
+    except KeyboardInterrupt:
+        print("interrupted", name, f"{time.monotonic() - started:.1f}", flush=True)
+"""
+
+
+def test_ctrl_c_stops_kernels_running_a_c_level_model():
+    import queue
+    import signal
+    import threading
+    import time
+
+    with subprocess.Popen([sys.executable, "-c", INTERRUPTED_CHILD], stdout=subprocess.PIPE, text=True) as child:
+        lines: "queue.Queue[str]" = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in child.stdout], daemon=True).start()
+        try:
+            for _ in range(6):
+                start = lines.get(timeout=60).split()
+                assert start[0] == "start", start
+                time.sleep(0.3)  # the kernel is now in its loop, in Rust
+                child.send_signal(signal.SIGINT)
+                try:
+                    done = lines.get(timeout=10).split()
+                except queue.Empty:
+                    pytest.fail(f"{start[1]} ignored SIGINT for 10 s")
+                assert done[:2] == ["interrupted", start[1]], done
+            assert child.wait(timeout=30) == 0
+        finally:
+            child.kill()

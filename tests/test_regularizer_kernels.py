@@ -3,6 +3,7 @@
 
 import pytest
 import torch
+from torch import nn
 from torch.testing import assert_close
 
 import lfr_rs
@@ -141,3 +142,47 @@ def test_empty_batch(default_cnn64):
     y = torch.empty(0, dtype=torch.long)
     assert lfr_rs.trades_perturb(default_cnn64, x, eps=0.1, alpha=0.02).shape == x.shape
     assert lfr_rs.llr_perturb(default_cnn64, x, y, eps=0.1, alpha=0.02).shape == x.shape
+
+
+# --- model hygiene: train-mode warning, in-place edits (issue 11) ---------------
+
+# name -> kernel(model, x, y); the inner maximizations and LFR's probes
+INNER = {
+    "trades_perturb": lambda m, x, y: lfr_rs.trades_perturb(m, x, eps=0.1, alpha=0.02, steps=2),
+    "llr_perturb": lambda m, x, y: lfr_rs.llr_perturb(m, x, y, eps=0.1, alpha=0.02, steps=2),
+    "lfr_perturb": lambda m, x, y: lfr_rs.lfr_perturb(m, x, y, eps=0.1, alpha=0.02, steps=2),
+    "local_flatness": lambda m, x, y: lfr_rs.local_flatness(m, x, y, eps=0.1, alpha=0.02, steps=2)[0],
+    "flatness_grad": lambda m, x, y: lfr_rs.flatness_grad(m, x, y, hvp="fd"),
+}
+
+
+def _stateful_net():
+    return nn.Sequential(nn.Conv2d(1, 4, 5, stride=3), nn.BatchNorm2d(4), nn.Dropout(0.1), nn.Flatten(), nn.Linear(256, 10))
+
+
+@pytest.mark.parametrize("name", INNER)
+def test_train_mode_with_batchnorm_or_dropout_warns(batch, name):
+    x, y = batch[0][:8], batch[1][:8]
+    with pytest.warns(UserWarning, match="train mode with BatchNorm2d, Dropout layers"):
+        INNER[name](_stateful_net().train(), x, y)
+    INNER[name](_stateful_net().eval(), x, y)  # filterwarnings = error
+
+
+def test_grad_norm_penalty_runs_in_train_mode_without_warning(batch):
+    # it is a training loss: train mode is where it belongs
+    x, y = batch[0][:8], batch[1][:8]
+    lfr_rs.grad_norm_penalty(_stateful_net().train(), x, y)
+
+
+@pytest.mark.parametrize("name", [*INNER, "grad_norm_penalty"])
+def test_model_editing_its_argument_in_place_leaves_inputs_alone(default_cnn64, images, name):
+    x, y = images[0].clone(), images[1]
+    x_before = x.clone()
+
+    def vandal(a):
+        a.data.mul_(0.5)
+        return default_cnn64(a)
+
+    kernel = INNER.get(name, lambda m, x, y: lfr_rs.grad_norm_penalty(m, x, y))
+    kernel(vandal, x, y)
+    assert torch.equal(x, x_before)

@@ -8,9 +8,9 @@
 //! adversarial seen, or the input itself where none was found.
 use crate::attacks::Objective;
 use crate::error::{invalid, Result};
-use crate::inputs::{check_batch, check_count, check_non_negative, check_positive};
+use crate::inputs::{check_batch, check_count, check_finite_in, check_non_negative, check_positive};
 use crate::loss::Loss;
-use crate::model::Model;
+use crate::model::{CheckedModel, Model};
 use crate::norm::{batch_view, l2_per_sample};
 use tch::Tensor;
 
@@ -52,11 +52,13 @@ impl DdnParams {
 pub fn ddn(model: &impl Model, x: &Tensor, y: &Tensor, p: DdnParams) -> Result<Tensor> {
     p.check()?;
     let labels = check_batch(x, y)?;
+    check_finite_in(x.kind(), &[("init_norm", p.init_norm)])?;
     let x = x.f_detach()?;
     if x.numel() == 0 {
         return Ok(x.f_detach_copy()?);
     }
-    tch::with_grad(|| {
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    model.finish(tch::with_grad(|| {
         let nd = x.dim();
         let obj = Objective::new(labels, Loss::CrossEntropy, p.targeted).summed();
         let n = x.size().first().copied().unwrap_or(0);
@@ -98,5 +100,5 @@ pub fn ddn(model: &impl Model, x: &Tensor, y: &Tensor, p: DdnParams) -> Result<T
             delta = next.f_sub(&x)?;
         }
         Ok(best)
-    })
+    }))
 }

@@ -4,9 +4,9 @@
 //! `x_{t+1} = Π_{B_inf(x, eps) ∩ [0,1]}(x_t + alpha * sign(g_t))`.
 use crate::attacks::Objective;
 use crate::error::Result;
-use crate::inputs::{check_batch, check_count, check_non_negative};
+use crate::inputs::{check_batch, check_count, check_finite_in, check_non_negative};
 use crate::loss::Loss;
-use crate::model::Model;
+use crate::model::{CheckedModel, Model};
 use crate::project::project_linf;
 use tch::Tensor;
 
@@ -35,11 +35,13 @@ pub fn mifgsm(model: &impl Model, x: &Tensor, y: &Tensor, p: MifgsmParams) -> Re
     check_non_negative("decay", p.decay)?;
     check_count("steps", p.steps)?;
     let labels = check_batch(x, y)?;
+    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha), ("decay", p.decay)])?;
     let x = x.f_detach()?;
     if x.numel() == 0 {
         return Ok(x.f_detach_copy()?);
     }
-    tch::with_grad(|| {
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    model.finish(tch::with_grad(|| {
         let obj = Objective::new(labels, Loss::CrossEntropy, p.targeted);
         let mut momentum = x.f_zeros_like()?;
         let mut adv = x.f_detach_copy()?;
@@ -51,7 +53,7 @@ pub fn mifgsm(model: &impl Model, x: &Tensor, y: &Tensor, p: MifgsmParams) -> Re
             momentum = g;
         }
         Ok(adv)
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //! and early-stopping evaluation (`keep_best`).
 use crate::attacks::Objective;
 use crate::error::Result;
-use crate::inputs::{check_batch, check_count, check_non_negative};
+use crate::inputs::{check_batch, check_count, check_finite_in, check_non_negative};
 use crate::loss::Loss;
-use crate::model::{checked_logits, Model};
+use crate::model::{checked_logits, CheckedModel, Model};
 use crate::norm::{batch_view, Norm};
 use tch::{Kind, Tensor};
 
@@ -129,11 +129,13 @@ fn tracked(model: &impl Model, obj: &Objective, x: &Tensor, y: &Tensor, p: &PgdP
 pub fn pgd(model: &impl Model, x: &Tensor, y: &Tensor, p: PgdParams) -> Result<Tensor> {
     p.check()?;
     let labels = check_batch(x, y)?;
+    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha)])?;
     let x = x.f_detach()?;
     if x.numel() == 0 {
         return Ok(x.f_detach_copy()?);
     }
-    tch::with_grad(|| {
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    model.finish(tch::with_grad(|| {
         let obj = Objective::new(labels, p.loss, p.targeted);
         if p.restarts == 1 && !p.keep_best {
             return last_iterate(model, &obj, &x, &obj.labels, &p);
@@ -154,5 +156,5 @@ pub fn pgd(model: &impl Model, x: &Tensor, y: &Tensor, p: PgdParams) -> Result<T
             best.offer(&todo, &c.adv, &c.value, &c.success)?;
         }
         Ok(best.adv)
-    })
+    }))
 }

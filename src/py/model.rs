@@ -1,9 +1,11 @@
 //! `PyModel`: a Python callable (usually a `torch.nn.Module`) as a [`Model`].
 use crate::error::{LfrError, Result};
 use crate::model::Model;
-use crate::py::tensor::{to_py, PyTensor};
-use pyo3::exceptions::PyTypeError;
+use crate::py::tensor::{same_device, to_py, PyTensor};
+use pyo3::exceptions::{PyTypeError, PyUserWarning};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use std::ffi::CString;
 use tch::Tensor;
 
 pub struct PyModel {
@@ -43,23 +45,70 @@ impl PyModel {
     }
 }
 
+/// Warns (a `UserWarning`; Python's default filter shows it once per call
+/// site) when `model` is a `torch.nn.Module` with BatchNorm or dropout layers
+/// in train mode: the kernel would update their running statistics and draw
+/// dropout masks. Kernels leave the mode as it is, so this only says so.
+pub fn warn_if_training(model: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = model.py();
+    if !model.is_instance(&py.import("torch.nn")?.getattr("Module")?)? {
+        return Ok(());
+    }
+    let stateful = PyTuple::new(
+        py,
+        [
+            py.import("torch.nn.modules.batchnorm")?.getattr("_BatchNorm")?,
+            py.import("torch.nn.modules.dropout")?.getattr("_DropoutNd")?,
+        ],
+    )?;
+    let mut names: Vec<String> = Vec::new();
+    for module in model.call_method0("modules")?.try_iter()? {
+        let module = module?;
+        if module.is_instance(&stateful)? && module.getattr("training")?.is_truthy()? {
+            let name = module.get_type().name()?.to_string();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    let message = CString::new(format!(
+        "the model is in train mode with {} layers: this kernel updates their running statistics \
+         and draws dropout masks. Call model.eval() before attacking (lfr_rs never changes the mode)",
+        names.join(", ")
+    ))?;
+    PyErr::warn(py, py.get_type::<PyUserWarning>().as_any(), &message, 1)
+}
+
 impl Model for PyModel {
+    /// Runs Python's signal handlers (for Ctrl-C, `KeyboardInterrupt`, which
+    /// comes back unchanged). A Python-level model gets them run by the
+    /// interpreter anyway; a C-level callable (`functools.partial(F.linear,
+    /// weight=w)`) never would.
+    fn check_interrupt(&self) -> Result<()> {
+        Python::with_gil(|py| py.check_signals()).map_err(|e| LfrError::Model(Box::new(e)))
+    }
+
     /// Takes the GIL for the forward pass only; autograd runs without it.
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         Python::with_gil(|py| {
             let arg = to_py(py, x).map_err(|e| LfrError::Model(Box::new(e)))?;
             let out = self
                 .callable
-                .call1(py, (arg,))
+                .call1(py, (arg.clone_ref(py),))
                 .map_err(|e| LfrError::Model(Box::new(e)))?;
             let out = out.bind(py);
-            match out.extract::<PyTensor>() {
-                Ok(t) => Ok(t.0),
-                Err(_) => Err(LfrError::InvalidType(format!(
+            let Ok(t) = out.extract::<PyTensor>() else {
+                return Err(LfrError::InvalidType(format!(
                     "model must return a torch.Tensor of logits, got {}",
                     out.get_type()
-                ))),
-            }
+                )));
+            };
+            same_device(arg.bind(py), out, ("inputs", "the model's logits"))
+                .map_err(|e| LfrError::Model(Box::new(e)))?;
+            Ok(t.0)
         })
     }
 }

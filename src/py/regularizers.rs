@@ -3,9 +3,9 @@
 use crate::lfr::{flatness_grad, lfr_perturb, Hvp, LfrParams};
 use crate::llr::{llr_perturb, LlrParams};
 use crate::penalty::grad_norm_penalty;
-use crate::py::functions::run_kernel;
-use crate::py::model::PyModel;
-use crate::py::tensor::{to_py, PyTensor};
+use crate::py::functions::{run_kernel, run_kernel_in_any_mode};
+use crate::py::model::{warn_if_training, PyModel};
+use crate::py::tensor::{same_device, to_py, PyTensor};
 use crate::trades::{trades_perturb, TradesParams};
 use pyo3::prelude::*;
 
@@ -38,7 +38,7 @@ use pyo3::prelude::*;
 #[pyfunction]
 #[pyo3(name = "grad_norm_penalty", signature = (model, inputs, labels, *, p = 1.0))]
 pub fn py_grad_norm_penalty(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, p: f64) -> PyResult<PyObject> {
-    run_kernel(py, model, inputs, labels, move |m, x, y| grad_norm_penalty(m, x, y, p))
+    run_kernel_in_any_mode(py, model, inputs, labels, move |m, x, y| grad_norm_penalty(m, x, y, p))
 }
 
 fn lfr_params(eps: f64, alpha: f64, steps: i64, random_start: bool, hvp: &str, fd_step: f64) -> PyResult<LfrParams> {
@@ -127,6 +127,8 @@ pub fn py_local_flatness(
     fd_step: f64,
 ) -> PyResult<(PyObject, PyObject)> {
     let params = lfr_params(eps, alpha, steps, random_start, hvp, fd_step)?;
+    warn_if_training(model)?;
+    same_device(&to_py(py, &inputs)?.into_bound(py), &to_py(py, &labels)?.into_bound(py), ("inputs", "labels"))?;
     let model = PyModel::new(model, &inputs)?;
     let (x, y, m) = (inputs.0, labels.0, &model);
     let (adv, gamma) = py.allow_threads(move || lfr_perturb(m, &x, &y, params, true))?;
@@ -186,6 +188,7 @@ pub fn py_flatness_grad(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTens
 #[pyfunction]
 #[pyo3(name = "trades_perturb", signature = (model, inputs, *, eps, alpha, steps = 10))]
 pub fn py_trades_perturb(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, eps: f64, alpha: f64, steps: i64) -> PyResult<PyObject> {
+    warn_if_training(model)?;
     let model = PyModel::new(model, &inputs)?;
     let (x, m) = (inputs.0, &model);
     let out = py.allow_threads(move || trades_perturb(m, &x, TradesParams { eps, alpha, steps }))?;
