@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import MNIST_ROOT
 
 from lfr_rs.cli import main
 from lfr_rs.data import DEBIAN_FASHION_MNIST
 from lfr_rs.training import CHECKPOINT, LOG, load_checkpoint
 
-MNIST_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
 
 
 @pytest.fixture(scope="module")
