@@ -14,9 +14,7 @@ import hashlib
 import io
 import json
 import os
-import pickle
 import uuid
-import zipfile
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Tuple, Union
 
@@ -75,15 +73,14 @@ def write_json(path: PathLike, obj: Any) -> None:
     _atomic_write(Path(path), lambda f: f.write(json.dumps(obj, indent=2, allow_nan=False).encode() + b"\n"))
 
 
-_UNREADABLE = (RuntimeError, EOFError, pickle.UnpicklingError, KeyError, ValueError, zipfile.BadZipFile, UnicodeDecodeError)
-
-
 def _torch_load(source: Any, map_location: Any, path: PathLike) -> Any:
     try:
         return torch.load(source, map_location=map_location, weights_only=True)
     except IsADirectoryError:
         raise CheckpointError(f"{path} is a directory, not an lfr-rs checkpoint") from None
-    except _UNREADABLE as e:
+    except OSError:
+        raise
+    except Exception as e:  # torch.load on arbitrary bytes fails in many ways (KeyError, IndexError, ...)
         raise CheckpointError(f"{path} is not a readable lfr-rs checkpoint: {type(e).__name__}: {e}") from e
 
 
