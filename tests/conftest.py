@@ -4,6 +4,7 @@ Everything runs on CPU from local files; nothing is downloaded.
 """
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from lfr_rs.data import load_mnist
 from lfr_rs.models import SmallCNN
 
 MNIST_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
+MNIST_ROOT = Path(os.environ.get("LFR_MNIST_ROOT", MNIST_ROOT))  # worktrees sit deeper than ../shared
 
 
 def pytest_addoption(parser):

@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import MNIST_ROOT
 
 from lfr_rs.cli import main
 from lfr_rs.data import DEBIAN_FASHION_MNIST
 from lfr_rs.training import CHECKPOINT, LOG, load_checkpoint
 
-MNIST_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,7 @@ def test_eval_default_json_beside_checkpoint(mnist_root, tmp_path, capsys):
     assert json.loads((tmp_path / "checkpoint.eval.json").read_text())["results"]["attacks"] == ["fgsm"]
 
 
+@pytest.mark.filterwarnings("ignore:the run ended near chance")  # 256 images, one epoch: it is
 def test_quickstart_small(fashion_root, tmp_path, capsys):
     assert main(["quickstart", "--out", str(tmp_path), "--subset", "256", "--n", "10", "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -107,6 +108,9 @@ BAD = [
     (["eval", "missing.pt"], "no checkpoint"),
     (["eval", "missing.pt", "--attacks", "fgsm,cw"], "unknown attack"),
     (["eval", "missing.pt", "--n", "0"], "must be >= 1"),
+    (["train", "--method", "at", "--dataset", "fashion-mnist", "--epochs", "1", "--out", ""], "must not be empty"),
+    (["train", "--method", "at", "--dataset", "fashion-mnist", "--epochs", "3", "--out", "x", "--milestones", "2,2"],
+     "distinct, increasing"),
     (["quickstart", "--data-root", "/nonexistent"], "not found"),
 ]
 
@@ -119,6 +123,55 @@ def test_bad_input_exits_2_with_a_message(argv, message, capsys, tmp_path, monke
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def _exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_bad_paths_exit_2_with_a_message(mnist_root, tmp_path, capsys, monkeypatch):
+    """Issue 11, item 5: these printed raw tracebacks with exit 1 (or trained into the current directory)."""
+    monkeypatch.chdir(tmp_path)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert "must not be empty" in _exit_2(_train_args(mnist_root, ""), capsys)
+    assert list(tmp_path.iterdir()) == [a_file]  # nothing trained into the current directory
+    assert "not a directory" in _exit_2(_train_args(mnist_root, a_file), capsys)
+    assert "cannot create" in _exit_2(_train_args(mnist_root, a_file / "run"), capsys)
+    assert "cannot create" in _exit_2(_train_args(mnist_root, "/proc/lfr-rs-run"), capsys)
+
+    assert main(_train_args(mnist_root, tmp_path / "run", "--subset", "64")) == 0
+    ckpt = tmp_path / "run" / CHECKPOINT
+    assert "is a directory" in _exit_2(["eval", ckpt, "--attacks", "fgsm", "--n", "5", "--json", tmp_path], capsys)
+    assert "does not exist" in _exit_2(["eval", ckpt, "--json", tmp_path / "no" / "x.json"], capsys)
+    assert "is a directory" in _exit_2(["eval", tmp_path / "run"], capsys)
+    text = tmp_path / "notes.txt"
+    text.write_text("eval me\n" * 20)
+    assert "not a readable lfr-rs checkpoint" in _exit_2(["eval", text], capsys)
+    import torch
+
+    torch.save({"model": {}, "epoch": 1}, tmp_path / "handmade.pt")
+    assert "not written by lfr_rs.training.train" in _exit_2(["eval", tmp_path / "handmade.pt"], capsys)
+    torch.save({"model": {}, "epoch": 1, "config": {"method": "standard", "model": {"oops": 1}}}, tmp_path / "h2.pt")
+    assert "does not match its config" in _exit_2(["eval", tmp_path / "h2.pt"], capsys)
+    torch.save({"weights": [1, 2]}, tmp_path / "h3.pt")
+    assert "not an lfr-rs training checkpoint" in _exit_2(["eval", tmp_path / "h3.pt"], capsys)
+
+
+@pytest.mark.parametrize("method", ["standard", "lfr"])
+def test_divergence_is_a_run_failure_for_every_method(mnist_root, tmp_path, capsys, method):
+    """Issue 11, item 6: a diverging LFR run exited 2 with the usage text ("bad input")."""
+    extra = ["--steps", "2"] if method == "lfr" else []
+    args = _train_args(mnist_root, tmp_path, "--subset", "128", "--batch-size", "16", "--lr", "1e12", *extra)
+    args[args.index("--method") + 1] = method
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "diverged" in err and "lower the lr" in err and "usage:" not in err
 
 
 def test_mnist_without_train_split(mnist_root, tmp_path, capsys):

@@ -14,18 +14,29 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, get_args
 
 import torch
 
-from lfr_rs import LfrError, __version__
+from lfr_rs import LfrError, __version__, distributed
 from lfr_rs._typing import Hvp
 from lfr_rs.data import DEBIAN_FASHION_MNIST
 from lfr_rs.evaluate import ATTACKS, evaluate, format_table
 from lfr_rs.losses import METHODS, method_options
-from lfr_rs.training import Dataset, Split, TrainConfig, eval_split, load_checkpoint, load_model, train, write_json
+from lfr_rs.training import (
+    Dataset,
+    Split,
+    TrainConfig,
+    TrainingDiverged,
+    eval_split,
+    load_checkpoint,
+    load_model,
+    train,
+    write_json,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -72,6 +83,35 @@ def _int_list(text: str) -> Tuple[int, ...]:
     return tuple(_pos_int(t) for t in text.split(",") if t.strip())
 
 
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return Path(text)
+
+
+def _writable_dir(path: Path, flag: str) -> None:
+    """Creates ``path`` (a run directory) now, so a bad one fails before any training."""
+    if path.exists() and not path.is_dir():
+        raise _UsageError(f"{flag} {path}: exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _UsageError(f"{flag} {path}: cannot create the directory ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise _UsageError(f"{flag} {path}: the directory is not writable")
+
+
+def _writable_file(path: Path, flag: str) -> None:
+    """Checks that ``path`` can be written, before the work whose result it will hold."""
+    if path.is_dir():
+        raise _UsageError(f"{flag} {path}: is a directory; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise _UsageError(f"{flag} {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise _UsageError(f"{flag} {path}: not writable")
+
+
 def _method_help(option: str, what: str) -> str:
     defaults = ", ".join(f"{m} {method_options(m)[option]}" for m in METHODS if option in method_options(m))
     return f"{what} (default: {defaults})"
@@ -107,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'test' trains on the test split minus its first --holdout images (default: %(default)s)")
     t.add_argument("--holdout", type=_pos_int, metavar="N", help="with --train-split test: first N test images kept for evaluation")
     t.add_argument("--epochs", type=_pos_int, metavar="N", required=True)
-    t.add_argument("--out", type=Path, metavar="DIR", required=True, help="run directory (checkpoint.pt, log.json)")
+    t.add_argument("--out", type=_path, metavar="DIR", required=True, help="run directory (checkpoint.pt, log.json)")
     t.add_argument("--subset", type=_pos_int, metavar="N", help="train on the first N training images")
     t.add_argument("--batch-size", type=_pos_int, metavar="N", default=_DEFAULTS["batch_size"], help="(default: %(default)s)")
     t.add_argument("--lr", type=_pos_float, default=_DEFAULTS["lr"], help="(default: %(default)s)")
@@ -132,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="robust accuracy of a checkpoint (Table 1 row)")
     e.add_argument("checkpoint", type=Path)
     e.add_argument("--attacks", type=_attack_list, metavar="A,B,..", default=ATTACKS, help=f"comma-separated (default: {','.join(ATTACKS)})")
-    e.add_argument("--n", type=_pos_int, metavar="N", help="first N evaluation images (default: all)")
-    e.add_argument("--json", type=Path, metavar="PATH", help="results file (default: CHECKPOINT with suffix .eval.json)")
+    e.add_argument("--n", "--n-images", dest="n", type=_pos_int, metavar="N",
+                   help="first N evaluation images (default: all); under torchrun write --n-images")
+    e.add_argument("--json", type=_path, metavar="PATH", help="results file (default: CHECKPOINT with suffix .eval.json)")
     e.add_argument("--data-root", type=Path, metavar="DIR", help="overrides the checkpoint's data root")
     e.add_argument("--eps", type=_nonneg_float, default=_EVAL_DEFAULTS["eps"], help="(default: %(default)s)")
     e.add_argument("--alpha", type=_pos_float, default=_EVAL_DEFAULTS["alpha"], help="(default: %(default)s)")
@@ -145,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(run=_run_eval, subparser=e)
 
     q = sub.add_parser("quickstart", help="standard-train on Fashion-MNIST for 1 epoch, then evaluate 1000 test images")
-    q.add_argument("--out", type=Path, metavar="DIR", default=Path("runs/quickstart"), help="(default: %(default)s)")
+    q.add_argument("--out", type=_path, metavar="DIR", default=Path("runs/quickstart"), help="(default: %(default)s)")
     q.add_argument("--data-root", type=Path, metavar="DIR", help=f"Fashion-MNIST folder (default: {DEBIAN_FASHION_MNIST})")
     q.add_argument("--subset", type=_pos_int, metavar="N", help="train on the first N images (default: all 60000)")
     q.add_argument("--n", type=_pos_int, metavar="N", default=1000, help="test images to evaluate (default: %(default)s)")
@@ -179,8 +220,11 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 def _run_train(args: argparse.Namespace) -> int:
     config = _train_config(args)
     config.resolved()  # bad combinations fail here, before any data is read
+    if distributed.is_main():
+        _writable_dir(args.out, "--out")
     result = train(config, args.out, resume=args.resume, stop_after=args.stop_after, progress=args.progress)
-    print(f"checkpoint: {result.checkpoint}")
+    if distributed.is_main():
+        print(f"checkpoint: {result.checkpoint}")
     return 0
 
 
@@ -190,7 +234,13 @@ def _evaluate_checkpoint(
     name: Optional[str], json_path: Path,
 ) -> Dict[str, Any]:
     if not path.is_file():
-        raise _UsageError(f"no checkpoint at {path}")
+        raise _UsageError(f"no checkpoint at {path}" if not path.is_dir() else f"{path} is a directory, not a checkpoint")
+    distributed.init_from_env(device)
+    main = distributed.is_main()
+    if main:
+        _writable_file(json_path, "--json")
+    device = str(distributed.local_device(device))
+    state = load_checkpoint(path, map_location=device)
     model, config = load_model(path, device=device)
     if data_root is not None:
         config = dataclasses.replace(config, data_root=str(data_root.resolve()))
@@ -201,17 +251,18 @@ def _evaluate_checkpoint(
             raise _UsageError(f"--n {n}: the evaluation set ({config.dataset} {split}) has only {len(x)} images")
         x, y = x[:n], y[:n]
     extra = {} if batch_size is None else {"batch_size": batch_size}
-    results = evaluate(
-        model, x.to(device), y.to(device), attacks=attacks, eps=eps, alpha=alpha, steps=steps,
-        ddn_steps=ddn_steps, progress=progress, **extra,
+    # under torchrun each rank attacks its share of the images; the counts are summed exactly
+    results = distributed.evaluate_sharded(
+        evaluate, model, x.to(device), y.to(device), attacks=attacks, eps=eps, alpha=alpha, steps=steps,
+        ddn_steps=ddn_steps, progress=progress if main else False, **extra,
     )
     title = name or METHODS[config.method].title
-    print(format_table({title: results}))
-    epoch = load_checkpoint(path)["epoch"]
-    record = {"checkpoint": str(path), "defense": title, "method": config.method, "epoch": epoch,
-              "dataset": config.dataset, "split": split, "results": results}
-    write_json(json_path, record)
-    print(f"results: {json_path}")
+    record = {"checkpoint": str(path), "defense": title, "method": config.method, "epoch": state["epoch"],
+              "dataset": config.dataset, "split": split, "world_size": distributed.world_size(), "results": results}
+    if main:
+        print(format_table({title: results}))
+        write_json(json_path, record)
+        print(f"results: {json_path}")
     return record
 
 
@@ -228,6 +279,7 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     root = args.data_root or DEBIAN_FASHION_MNIST
     if not Path(root).is_dir():
         raise _UsageError(f"Fashion-MNIST not found at {root}: install Debian's dataset-fashion-mnist or pass --data-root DIR")
+    _writable_dir(args.out, "--out")
     config = TrainConfig(method="standard", dataset="fashion-mnist", data_root=str(Path(root).resolve()),
                          subset=args.subset, epochs=1, device=args.device)
     print(f"1/2 standard training of SmallCNN on Fashion-MNIST ({args.subset or 'all'} images, 1 epoch) -> {args.out}")
@@ -247,7 +299,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return int(args.run(args))
-    except (_UsageError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except TrainingDiverged as e:
+        # a run failure whatever the method (the kernels' non-finite checks included), not bad input
+        print(f"lfr-rs {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except (_UsageError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+            PermissionError) as e:
         args.subparser.error(str(e))
     except (LfrError, FloatingPointError) as e:
         print(f"lfr-rs {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)

@@ -1,11 +1,11 @@
-"""Reference architectures."""
+"""Reference architectures: TRADES' SmallCNN for MNIST and a CIFAR-style ResNet-18."""
 
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
-__all__ = ["SmallCNN"]
+__all__ = ["ResNet18", "SmallCNN"]
 
 
 class SmallCNN(nn.Module):
@@ -77,4 +77,51 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.feature_extractor(x)
-        return self.classifier(features.view(-1, 64 * 4 * 4))
+        # flatten, not view: channels_last features are not contiguous in NCHW order
+        return self.classifier(features.flatten(1))
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 for 32x32 inputs, as in the CIFAR-10 code of TRADES, MART and
+    Madry's lab (He et al. 2016, https://arxiv.org/abs/1512.03385): a 3x3 stem
+    without max-pooling, four stages of two basic blocks (64, 128, 256, 512
+    channels, stride 2 from the second), global average pooling, one linear
+    layer. It has BatchNorm layers: see :mod:`lfr_rs.training` for the modes
+    the training loop runs them in. ``width`` scales every stage (64 by default).
+    """
+
+    def __init__(self, num_channels: int = 3, num_classes: int = 10, *, width: int = 64) -> None:
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be at least 1, got {width}")
+        self.conv1 = nn.Conv2d(num_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        stages, in_planes = [], width
+        for i, stride in enumerate((1, 2, 2, 2)):
+            planes = width * 2**i
+            stages.append(nn.Sequential(_BasicBlock(in_planes, planes, stride), _BasicBlock(planes, planes, 1)))
+            in_planes = planes
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.linear = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.linear(torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1))

@@ -1,0 +1,180 @@
+"""``torch.distributed`` plumbing shared by training and evaluation.
+
+Everything here is a no-op in a single process, so the same code runs with
+and without ``torchrun``. Under ``torchrun`` (``WORLD_SIZE`` in the
+environment) :func:`init_from_env` joins the process group (gloo on CPU, NCCL
+on CUDA). Data is split by :func:`shard_bounds`: rank ``r`` of ``W`` takes the
+contiguous rows ``[r*n//W, (r+1)*n//W)`` of every global batch or evaluation
+set, and per-rank integer counts are combined exactly with :func:`all_sum`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+__all__ = [
+    "all_sum",
+    "backend",
+    "broadcast_object",
+    "evaluate_sharded",
+    "gather_cat",
+    "gather_objects",
+    "init_from_env",
+    "is_main",
+    "rank",
+    "shard",
+    "shard_bounds",
+    "world_size",
+]
+
+T = TypeVar("T")
+
+
+def init_from_env(device: Union[str, torch.device, None] = None) -> bool:
+    """Joins the process group described by torchrun's environment
+    (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``) unless one is
+    already initialized: NCCL when ``device`` is CUDA (after selecting
+    ``cuda:LOCAL_RANK``), gloo otherwise. Returns whether this process is part
+    of a process group; without torchrun's variables it does nothing."""
+    if dist.is_available() and dist.is_initialized():
+        return True
+    if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
+        return False
+    if not dist.is_available():
+        raise RuntimeError("this torch build has no torch.distributed, but WORLD_SIZE is set (torchrun?)")
+    cuda = device is not None and torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.set_device(local_device(device))
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return True
+
+
+def local_device(device: Union[str, torch.device]) -> torch.device:
+    """``device``, with CUDA's index set to ``LOCAL_RANK`` under torchrun when none is given."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def _active() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    return dist.get_world_size() if _active() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if _active() else 0
+
+
+def is_main() -> bool:
+    """Whether this process is rank 0 (the one that writes files and prints)."""
+    return rank() == 0
+
+
+def backend() -> Optional[str]:
+    """The process group's backend (``"gloo"``, ``"nccl"``), or None in a single process."""
+    return str(dist.get_backend()) if _active() else None
+
+
+def shard_bounds(n: int, rank_: Optional[int] = None, world: Optional[int] = None) -> Tuple[int, int]:
+    """``(start, stop)`` of rank ``rank_``'s contiguous share of ``n`` rows; shares differ by at most one row."""
+    r = rank() if rank_ is None else rank_
+    w = world_size() if world is None else world
+    return r * n // w, (r + 1) * n // w
+
+
+def shard(*tensors: Tensor) -> Tuple[Tensor, ...]:
+    """This rank's rows of each tensor (all of them in a single process)."""
+    n = len(tensors[0])
+    if any(len(t) != n for t in tensors):
+        raise ValueError(f"tensors to shard have different lengths: {[len(t) for t in tensors]}")
+    start, stop = shard_bounds(n)
+    return tuple(t[start:stop] for t in tensors)
+
+
+def _comm_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if backend() == "nccl" else torch.device("cpu")
+
+
+def all_sum(values: Sequence[Union[int, float]], dtype: torch.dtype = torch.float64) -> List[float]:
+    """Element-wise sum over ranks. Integer counts below 2**53 come back exact in float64."""
+    if not _active():
+        return [float(v) for v in values]
+    t = torch.tensor(list(values), dtype=dtype, device=_comm_device())
+    dist.all_reduce(t)
+    return [float(v) for v in t.cpu()]
+
+
+def gather_cat(tensor: Tensor) -> Tensor:
+    """Concatenation, in rank order, of every rank's ``tensor`` (lengths may differ)."""
+    if not _active():
+        return tensor
+    parts: List[Any] = [None] * world_size()
+    dist.all_gather_object(parts, tensor.detach().cpu())
+    return torch.cat(parts).to(tensor.device)
+
+
+def gather_objects(obj: T) -> List[T]:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+    if not _active():
+        return [obj]
+    parts: List[Any] = [None] * world_size()
+    dist.all_gather_object(parts, obj)
+    return parts
+
+
+def broadcast_object(obj: T) -> T:
+    """Rank 0's ``obj`` on every rank."""
+    if not _active():
+        return obj
+    box: List[Any] = [obj]
+    dist.broadcast_object_list(box, src=0, device=_comm_device() if backend() == "nccl" else None)
+    return box[0]
+
+
+# evaluate()'s fractions: keys whose value is count / n
+_PER_SAMPLE = ("clean", "worst", "fgsm", "pgd", "mifgsm", "ddn_linf")
+
+
+def evaluate_sharded(evaluate: Callable[..., Dict[str, Any]], model: Any, inputs: Tensor, labels: Tensor,
+                     **kwargs: Any) -> Dict[str, Any]:
+    """``evaluate(model, inputs, labels, **kwargs)`` (``lfr_rs.evaluate.evaluate``)
+    with the rows split across ranks and the counts summed exactly; every rank
+    returns the combined result. Each rank evaluates its share; a fraction
+    ``k / n_r`` is turned back into the integer ``k`` (exact: ``n_r < 2**24``),
+    summed over ranks and divided by the total ``n``. DDN's success rate is
+    combined the same way. ``ddn_median_l2`` cannot be combined from per-rank
+    medians: it is the median of the rank medians, and ``ddn_median_l2_per_rank``
+    lists them."""
+    if len(inputs) != len(labels):
+        raise ValueError(f"inputs and labels have different lengths: {len(inputs)} and {len(labels)}")
+    if world_size() == 1:
+        return evaluate(model, inputs, labels, **kwargs)
+    x, y = shard(inputs, labels)
+    local = evaluate(model, x, y, **kwargs)
+    n_r = len(x)
+    keys = [k for k in _PER_SAMPLE if local.get(k) is not None]
+    counts = [round(local[k] * n_r) for k in keys]
+    clean_r = round(local["clean"] * n_r)
+    ddn_ok = round(local["ddn_success_rate"] * clean_r) if local.get("ddn_success_rate") is not None else 0
+    totals = all_sum([n_r, *counts, clean_r, ddn_ok])
+    n, clean, success = int(totals[0]), int(totals[-2]), int(totals[-1])
+    out = dict(local)
+    out["n"] = n
+    out.update({k: int(c) / n if n else None for k, c in zip(keys, totals[1:-2])})
+    out["world_size"] = world_size()
+    if "ddn_success_rate" in local:
+        out["ddn_success_rate"] = success / clean if clean else None
+        medians = gather_objects(local.get("ddn_median_l2"))
+        found = [m for m in medians if m is not None]
+        out["ddn_median_l2"] = float(torch.tensor(found, dtype=torch.float64).quantile(0.5)) if found else None
+        out["ddn_median_l2_per_rank"] = medians
+    return out
