@@ -17,6 +17,8 @@ from lfr_rs.regularizers import (
     local_flatness,
     trades_perturb,
 )
+from lfr_rs.surfaces import surface, surface_directions
+from lfr_rs.sweeps import sweep
 
 __all__ = [
     "DeviceError",
@@ -33,6 +35,9 @@ __all__ = [
     "local_flatness",
     "mifgsm",
     "pgd",
+    "surface",
+    "surface_directions",
+    "sweep",
     "trades_perturb",
     "tune_malloc",
 ]

@@ -2,7 +2,7 @@ from typing import Callable, Optional
 
 import torch
 
-from lfr_rs._typing import Hvp, Loss, Norm
+from lfr_rs._typing import Hvp, Loss, Norm, SurfaceKind
 
 __version__: str
 
@@ -118,3 +118,22 @@ def llr_perturb(
 
 def tune_malloc() -> bool:
     """Raises glibc's mmap and trim thresholds for this process (see the docstring)."""
+
+def surface(
+    model: _Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    u: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    span: float,
+    steps: int = 41,
+    kind: SurfaceKind = "decision",
+    batch_size: int = 1024,
+) -> torch.Tensor:
+    """Decision or loss values on the grid clamp(x + a u + b v, 0, 1), (N, steps, steps)."""
+
+def surface_directions(
+    model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, loss: Loss = "ce"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient-sign direction and an orthogonal random sign direction, unit L-inf."""

@@ -5,5 +5,6 @@ from typing import Literal
 Norm = Literal["linf", "l2"]
 Loss = Literal["ce", "margin"]
 Hvp = Literal["exact", "fd"]
+SurfaceKind = Literal["decision", "loss"]
 
-__all__ = ["Hvp", "Loss", "Norm"]
+__all__ = ["Hvp", "Loss", "Norm", "SurfaceKind"]

@@ -5,6 +5,7 @@
         --epochs 10 --out runs/at
     lfr-rs eval runs/lfr/checkpoint.pt --attacks fgsm,pgd,mifgsm,ddn --n 1000
     lfr-rs quickstart
+    lfr-rs sweep --lam 0,0.005,0.01,0.02,0.05,0.1 --dataset fashion-mnist --epochs 10 --out runs/sweep
 
 Bad input exits with status 2 and a message; failures during a run exit 1.
 """
@@ -137,7 +138,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lfr-rs", description="Adversarial training and robustness evaluation.")
     parser.add_argument("--version", action="version", version=f"lfr-rs {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,quickstart}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,quickstart,sweep}")
 
     t = sub.add_parser("train", help="train SmallCNN with a defense", description="Train SmallCNN (TRADES' MNIST recipe).")
     t.add_argument("--method", required=True, choices=list(METHODS))
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--n", type=_pos_int, metavar="N", default=1000, help="test images to evaluate (default: %(default)s)")
     _add_common(q)
     q.set_defaults(run=_run_quickstart, subparser=q)
+    _add_sweep(sub)
     return parser
 
 
@@ -289,6 +291,65 @@ def _run_quickstart(args: argparse.Namespace) -> int:
         result.checkpoint, n=args.n, attacks=ATTACKS, data_root=None, device=args.device, batch_size=None,
         progress=args.progress, name=None, json_path=args.out / "eval.json", ddn_steps=None, **_EVAL_DEFAULTS,
     )
+    return 0
+
+
+def _float_list(text: str) -> Tuple[float, ...]:
+    return tuple(_nonneg_float(t.strip()) for t in text.split(",") if t.strip())
+
+
+def _add_sweep(sub: Any) -> None:
+    s = sub.add_parser("sweep", help="train and evaluate LFR over lambdas (Fig. 3)",
+                       description="Train LFR at each lambda and evaluate it (resumable; writes OUT/sweep.json).")
+    s.add_argument("--lam", type=_float_list, metavar="L1,L2,..", required=True, help="lambdas (0 trains the plain cross-entropy)")
+    s.add_argument("--dataset", required=True, choices=get_args(Dataset))
+    s.add_argument("--data-root", type=Path, metavar="DIR", help=f"IDX folder (required for mnist; fashion-mnist: {DEBIAN_FASHION_MNIST})")
+    s.add_argument("--train-split", choices=get_args(Split), default=_DEFAULTS["train_split"],
+                   help="'test' trains on the test split minus its first --holdout images (default: %(default)s)")
+    s.add_argument("--holdout", type=_pos_int, metavar="N", help="with --train-split test: first N test images kept for evaluation")
+    s.add_argument("--epochs", type=_pos_int, metavar="N", required=True)
+    s.add_argument("--out", type=Path, metavar="DIR", required=True, help="sweep directory (one run per lambda, sweep.json)")
+    s.add_argument("--subset", type=_pos_int, metavar="N", help="train on the first N training images")
+    s.add_argument("--batch-size", type=_pos_int, metavar="N", default=_DEFAULTS["batch_size"], help="(default: %(default)s)")
+    s.add_argument("--lr", type=_pos_float, default=_DEFAULTS["lr"], help="(default: %(default)s)")
+    lfr = method_options("lfr")
+    s.add_argument("--inner-steps", type=_pos_int, metavar="N", help=f"LFR inner steps (default: {lfr['steps']})")
+    s.add_argument("--inner-alpha", type=_pos_float, help=f"LFR inner step size (default: {lfr['alpha']})")
+    s.add_argument("--inner-eps", type=_nonneg_float, help=f"LFR inner radius (default: {lfr['eps']})")
+    s.add_argument("--hvp", choices=get_args(Hvp), help=f"LFR Hessian-vector product (default: {lfr['hvp']})")
+    s.add_argument("--seed", type=int, default=_DEFAULTS["seed"], help="(default: %(default)s)")
+    s.add_argument("--attacks", type=_attack_list, metavar="A,B,..", default=ATTACKS, help=f"comma-separated (default: {','.join(ATTACKS)})")
+    s.add_argument("--n", type=_pos_int, metavar="N", default=1000, help="evaluation images (default: %(default)s)")
+    s.add_argument("--eps", type=_nonneg_float, default=_EVAL_DEFAULTS["eps"], help="attack radius (default: %(default)s)")
+    s.add_argument("--alpha", type=_pos_float, default=_EVAL_DEFAULTS["alpha"], help="attack step (default: %(default)s)")
+    s.add_argument("--steps", type=_pos_int, default=_EVAL_DEFAULTS["steps"], help="attack steps (default: %(default)s)")
+    _add_common(s)
+    s.set_defaults(run=_run_sweep, subparser=s)
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from lfr_rs.sweeps import sweep
+
+    if len(set(args.lam)) != len(args.lam) or not args.lam:
+        raise _UsageError(f"--lam needs distinct values, got {','.join(map(str, args.lam)) or 'none'}")
+    if args.dataset == "mnist" and args.data_root is None:
+        raise _UsageError("--dataset mnist needs --data-root DIR (a folder with the MNIST IDX files; nothing is downloaded)")
+    if (args.train_split == "test") != (args.holdout is not None):
+        raise _UsageError("--train-split test and --holdout N go together")
+    inner = {"steps": args.inner_steps, "alpha": args.inner_alpha, "eps": args.inner_eps, "hvp": args.hvp}
+    base = TrainConfig(
+        method="lfr", options={k: v for k, v in inner.items() if v is not None}, dataset=args.dataset,
+        data_root=None if args.data_root is None else str(args.data_root.resolve()),
+        train_split=args.train_split, holdout=args.holdout or 0, subset=args.subset, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+    )
+    record = sweep(args.lam, args.out, base=base, attacks=args.attacks, eval_n=args.n, eps=args.eps,
+                   alpha=args.alpha, steps=args.steps, progress=args.progress)
+    for run in record["runs"]:
+        r = run["results"]
+        cells = "  ".join(f"{k} {100 * r[k]:.2f}%" for k in ("clean", *args.attacks, "worst") if r.get(k) is not None)
+        print(f"lam {run['lam']:<8g} {cells}")
+    print(f"results: {args.out / 'sweep.json'}")
     return 0
 
 

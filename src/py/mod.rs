@@ -6,6 +6,7 @@ pub mod errors;
 pub mod functions;
 pub mod model;
 pub mod regularizers;
+pub mod surface;
 pub mod tensor;
 
 use pyo3::prelude::*;
@@ -34,6 +35,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     functions::register(m)?;
     data::register(m)?;
     regularizers::register(m)?;
+    surface::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
