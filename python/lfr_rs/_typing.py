@@ -5,5 +5,6 @@ from typing import Literal
 Norm = Literal["linf", "l2"]
 Loss = Literal["ce", "margin"]
 Hvp = Literal["exact", "fd"]
+Start = Literal["uniform", "normal"]
 
-__all__ = ["Hvp", "Loss", "Norm"]
+__all__ = ["Hvp", "Loss", "Norm", "Start"]
