@@ -197,3 +197,32 @@ def test_cli_rejects_unknown_methods(capsys):
     with pytest.raises(SystemExit):
         main(["table1", "--methods", "lfr,fgsm"])
     assert "distinct methods" in capsys.readouterr().err
+
+
+# --- ranking stability --------------------------------------------------------
+
+
+def _fake(seed, pgd, n=500):
+    rows = {m: {"clean": 0.9, "fgsm": 0.5, "pgd": p, "mifgsm": p, "ddn": 0.2, "n": n} for m, p in pgd.items()}
+    settings = {"preset": "quick", "dataset": "mnist", "seed": seed, "eps": 0.3, "device": "cpu"}
+    return {"settings": settings, "rows": rows}
+
+
+def test_stability_compares_rankings():
+    from lfr_rs.table1.stability import compare, format_stability
+
+    a = _fake(1000, {"standard": 0.0, "at": 0.5, "lfr": 0.6})
+    b = _fake(1001, {"standard": 0.01, "at": 0.62, "lfr": 0.58})
+    result = compare([a, b])
+    assert result["columns"]["pgd"]["rankings"] == [["lfr", "at", "standard"], ["at", "lfr", "standard"]]
+    assert result["columns"]["pgd"]["identical"] is False
+    assert result["columns"]["pgd"]["pairs_agreeing"] == pytest.approx(2 / 3)
+    assert result["columns"]["pgd"]["max_seed_gap_points"] == pytest.approx(12.0)
+    assert result["columns"]["clean"]["identical"] is True
+    assert result["standard_error_points"] == pytest.approx(100 * (0.25 / 500) ** 0.5)
+    text = format_stability(result)
+    assert "| PGD40 | LFR > AT > Standard | AT > LFR > Standard | no | 67% | 12.0 points |" in text
+    with pytest.raises(ValueError, match="more than their seed"):
+        compare([a, {**b, "settings": {**b["settings"], "eps": 0.1}}])
+    with pytest.raises(ValueError, match="two runs"):
+        compare([a])
