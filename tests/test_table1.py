@@ -2,6 +2,7 @@
 resuming, and refusing changed settings (tiny preset on real MNIST images)."""
 
 import csv
+import importlib.util
 import json
 
 import pytest
@@ -97,18 +98,19 @@ def _scores(report):
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("table1")
     s = _tiny(TINY_METHODS)
-    return out, table1.run(s, out, progress=False, verbose=False, command=["lfr-rs", "table1", "--test"])
+    png = importlib.util.find_spec("matplotlib") is not None
+    return out, table1.run(s, out, progress=False, verbose=False, png=png, command=["lfr-rs", "table1", "--test"])
 
 
 def test_json_schema(tiny_run):
     out, result = tiny_run
     report = json.loads((out / "table1.json").read_text())
     assert report == json.loads(json.dumps(result.report))
-    expected = {"schema_version", "command", "data", "settings", "recipes", "train_configs", "protocol", "strong_available",
+    expected = {"schema_version", "complete", "command", "data", "settings", "recipes", "train_configs", "protocol", "strong_available",
                 "rows", "paper", "paper_setting", "device", "versions", "started", "wall_clock_s", "this_invocation_s",
                 "expected_wall_clock_s", "load_average"}
     assert set(report) == expected
-    assert report["schema_version"] == table1.SCHEMA_VERSION == 1
+    assert report["schema_version"] == table1.SCHEMA_VERSION == 1 and report["complete"] is True
     assert report["command"] == "lfr-rs table1 --test" and report["settings"]["seed"] == 1000
     assert report["data"]["description"].startswith("MNIST: training on 48 of 9,984 MNIST test images (test[16:]), evaluating on 16")
     assert set(report["versions"]) == {"lfr_rs", "torch", "python", "platform"}
@@ -157,6 +159,9 @@ def test_resumed_table_equals_uninterrupted(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "evaluate_row", interrupted)
     with pytest.raises(KeyboardInterrupt):
         table1.run(s, tmp_path, progress=False, verbose=False, png=False)
+    partial = json.loads((tmp_path / "table1.json").read_text())
+    assert partial["complete"] is False and list(partial["rows"]) == ["standard", "at", "trades", "llr"]
+    assert "Partial table: 4 of 6 methods finished" in (tmp_path / "table1.md").read_text()
     assert (table1.method_dir(tmp_path, "at") / "row.json").exists()
     assert not (table1.method_dir(tmp_path, "lfr") / "row.json").exists()
     monkeypatch.setattr(runner, "evaluate_row", real)

@@ -41,6 +41,9 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     s = report["settings"]
     heads = [title for _, title in COLUMNS]
     lines = [f"# Table 1, `{s['preset']}` preset, {report['data']['description']}", ""]
+    if not report["complete"]:
+        lines += [f"**Partial table: {len(report['rows'])} of {len(s['methods'])} methods finished.** "
+                  "Rerun the command to continue; finished methods are kept.", ""]
     lines += [f"- command: `{report['command']}`", f"- seed {s['seed']}; {s['eps_reason']}"]
     lines += [f"- device: {report['device']}; lfr-rs {report['versions']['lfr_rs']}, torch {report['versions']['torch']}, "
               f"python {report['versions']['python']}"]

@@ -181,9 +181,34 @@ def run(
     say(f"expected wall-clock: about {total / 60:.1f} min on {_device_name(settings.device)} "
         f"({', '.join(f'{m} {t / 60:.1f}' for m, t in estimate.items())} min; calibrated just now)")
 
+    rows: Dict[str, Dict[str, Any]] = {}
+
+    def report(final: bool) -> Dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "complete": final and len(rows) == len(settings.methods),
+            "command": " ".join(command) if command is not None else f"lfr_rs.table1.run({settings.preset!r}, ...)",
+            "data": described,
+            "settings": settings.to_dict(),
+            "recipes": {m: settings.recipe(m) for m in settings.methods},
+            "train_configs": {m: settings.train_config(m).resolved().to_dict() for m in settings.methods},
+            "protocol": protocol_notes(settings.attack),
+            "strong_available": False,
+            "rows": rows,
+            "paper": {m: PAPER_TABLE1[m] for m in settings.methods if m in PAPER_TABLE1},
+            "paper_setting": "MNIST, 60,000 training / 10,000 test images, eps 0.3, 100 epochs",
+            "device": _device_name(settings.device),
+            "versions": {"lfr_rs": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
+                         "platform": platform.platform()},
+            "started": started,
+            "wall_clock_s": sum(r["wall_clock_s"] for r in rows.values()),
+            "this_invocation_s": time.perf_counter() - tic_all,
+            "expected_wall_clock_s": total,
+            "load_average": {"start": load_start, "end": _load_avg()},
+        }
+
     device = torch.device(settings.device)
     eval_x, eval_y = data.eval_x[:eval_n].to(device), data.eval_y[:eval_n].to(device)
-    rows: Dict[str, Dict[str, Any]] = {}
     for method in settings.methods:
         mdir = method_dir(out, method)
         row_path = mdir / ROW
@@ -203,28 +228,10 @@ def run(
         write_json(row_path, row)
         rows[method] = row
         say(_summary(method, row))
+        if len(rows) < len(settings.methods):
+            write_outputs(out, report(final=False), png=False)  # the table so far, in case of an interruption
 
-    report: Dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "command": " ".join(command) if command is not None else f"lfr_rs.table1.run({settings.preset!r}, ...)",
-        "data": described,
-        "settings": settings.to_dict(),
-        "recipes": {m: settings.recipe(m) for m in settings.methods},
-        "train_configs": {m: settings.train_config(m).resolved().to_dict() for m in settings.methods},
-        "protocol": protocol_notes(settings.attack),
-        "strong_available": False,
-        "rows": rows,
-        "paper": {m: PAPER_TABLE1[m] for m in settings.methods if m in PAPER_TABLE1},
-        "paper_setting": "MNIST, 60,000 training / 10,000 test images, eps 0.3, 100 epochs",
-        "device": _device_name(settings.device),
-        "versions": {"lfr_rs": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
-                     "platform": platform.platform()},
-        "started": started,
-        "wall_clock_s": sum(r["wall_clock_s"] for r in rows.values()),
-        "this_invocation_s": time.perf_counter() - tic_all,
-        "expected_wall_clock_s": total,
-        "load_average": {"start": load_start, "end": _load_avg()},
-    }
-    paths = write_outputs(out, report, png=png)
+    final = report(final=True)
+    paths = write_outputs(out, final, png=png)
     say(f"wrote {', '.join(str(p) for p in paths.values())}")
-    return Table1Result(report, paths)
+    return Table1Result(final, paths)
