@@ -21,6 +21,7 @@ source .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0" "torchvision==0.28.0" numpy tqdm \
     pytest pytest-timeout mypy scipy "maturin>=1.5,<2"
+python -m pip install -q matplotlib  # lfr-rs table1 draws its bar chart with it
 python -m pip install -q --no-deps "torchattacks==3.5.1"
 # figures (lfr_rs.plots) and notebook execution (tests/test_notebooks.py)
 python -m pip install -q "matplotlib==3.11.2" "nbclient==0.11.0" "nbformat==5.11.1" "ipykernel==7.4.0"

@@ -55,12 +55,50 @@ impl Hvp {
     }
 }
 
+/// Where the ascent starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Start {
+    /// At `x` itself.
+    Clean,
+    /// Uniform in `B_inf(x, eps)`, then clipped to [0, 1] (Madry et al.).
+    Uniform,
+    /// `clamp(x + std * N(0, I), 0, 1)`, as the authors' `LFR_loss.py` (std 0.001, TRADES' start).
+    Normal(f64),
+}
+
+impl Start {
+    pub const NAMES: [&'static str; 2] = ["uniform", "normal"];
+
+    /// `random_start=false` starts at `x`; otherwise `name` picks the distribution.
+    pub fn parse(random_start: bool, name: &str, std: f64) -> Result<Self> {
+        let start = match name {
+            "uniform" => Start::Uniform,
+            "normal" => {
+                if !std.is_finite() || std <= 0.0 {
+                    return invalid(format!("start_std must be a finite number > 0, got {std}"));
+                }
+                Start::Normal(std)
+            }
+            _ => return invalid(format!("unknown start {name:?}; expected one of {:?}", Self::NAMES)),
+        };
+        Ok(if random_start { start } else { Start::Clean })
+    }
+
+    fn initial(self, x: &Tensor, eps: f64) -> Result<Tensor> {
+        match self {
+            Start::Clean => Ok(x.f_detach_copy()?),
+            Start::Uniform => crate::norm::Norm::Linf.random_start(x, eps),
+            Start::Normal(std) => Ok(x.f_add(&x.f_randn_like()?.f_mul_scalar(std)?)?.f_clamp(0.0, 1.0)?),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct LfrParams {
     pub eps: f64,
     pub alpha: f64,
     pub steps: i64,
-    pub random_start: bool,
+    pub start: Start,
     pub hvp: Hvp,
 }
 
@@ -111,11 +149,7 @@ pub fn lfr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LfrParams, wit
     }
     let model = &CheckedModel::new(model, Some(&labels))?;
     model.finish(tch::with_grad(|| {
-        let mut adv = if p.random_start {
-            crate::norm::Norm::Linf.random_start(&x, p.eps)?
-        } else {
-            x.f_detach_copy()?
-        };
+        let mut adv = p.start.initial(&x, p.eps)?;
         for _ in 0..p.steps {
             let dir = flatness_direction(model, &adv, &labels, p.hvp)?;
             adv = project_linf(&adv.f_add(&dir.f_sign()?.f_mul_scalar(p.alpha)?)?, &x, p.eps)?;
@@ -128,4 +162,28 @@ pub fn lfr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LfrParams, wit
         };
         Ok((adv, gamma))
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn start_modes() {
+        assert_eq!(Start::parse(true, "uniform", 0.001).unwrap(), Start::Uniform);
+        assert_eq!(Start::parse(true, "normal", 0.001).unwrap(), Start::Normal(0.001));
+        assert_eq!(Start::parse(false, "normal", 0.001).unwrap(), Start::Clean);
+        assert!(Start::parse(true, "gauss", 0.001).is_err());
+        assert!(Start::parse(true, "normal", 0.0).is_err());
+        assert!(Start::parse(true, "normal", f64::NAN).is_err());
+
+        let x = Tensor::rand([64, 3], (Kind::Double, Device::Cpu));
+        let x = x.where_self(&x.gt(0.5), &x.zeros_like()); // half the pixels at the box edge 0
+        let a = Start::Normal(0.001).initial(&x, 0.3).unwrap();
+        assert!(a.min().double_value(&[]) >= 0.0 && a.max().double_value(&[]) <= 1.0);
+        let d = (&a - &x).abs().max().double_value(&[]);
+        assert!(d > 0.0 && d < 0.01, "normal start moved by {d}");
+        assert!(Start::Clean.initial(&x, 0.3).unwrap().equal(&x));
+    }
 }

@@ -2,7 +2,7 @@ from typing import Callable, Optional
 
 import torch
 
-from lfr_rs._typing import Hvp, Loss, Norm, SurfaceKind
+from lfr_rs._typing import Hvp, Loss, Norm, Start, SurfaceKind
 
 __version__: str
 
@@ -77,6 +77,8 @@ def lfr_perturb(
     alpha: float,
     steps: int = 10,
     random_start: bool = True,
+    start: Start = "uniform",
+    start_std: float = 0.001,
     hvp: Hvp = "exact",
     fd_step: float = 0.01,
 ) -> torch.Tensor:
@@ -91,6 +93,8 @@ def local_flatness(
     alpha: float,
     steps: int = 10,
     random_start: bool = True,
+    start: Start = "uniform",
+    start_std: float = 0.001,
     hvp: Hvp = "exact",
     fd_step: float = 0.01,
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,5 +6,6 @@ Norm = Literal["linf", "l2"]
 Loss = Literal["ce", "margin"]
 Hvp = Literal["exact", "fd"]
 SurfaceKind = Literal["decision", "loss"]
+Start = Literal["uniform", "normal"]
 
-__all__ = ["Hvp", "Loss", "Norm", "SurfaceKind"]
+__all__ = ["Hvp", "Loss", "Norm", "Start", "SurfaceKind"]

@@ -6,6 +6,7 @@
     lfr-rs eval runs/lfr/checkpoint.pt --attacks fgsm,pgd,mifgsm,ddn --n 1000
     lfr-rs quickstart
     lfr-rs sweep --lam 0,0.005,0.01,0.02,0.05,0.1 --dataset fashion-mnist --epochs 10 --out runs/sweep
+    lfr-rs table1 --preset quick --dataset fashion-mnist --out runs/table1
 
 Bad input exits with status 2 and a message; failures during a run exit 1.
 """
@@ -138,7 +139,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lfr-rs", description="Adversarial training and robustness evaluation.")
     parser.add_argument("--version", action="version", version=f"lfr-rs {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,quickstart,sweep}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,quickstart,sweep,table1}")
 
     t = sub.add_parser("train", help="train SmallCNN with a defense", description="Train SmallCNN (TRADES' MNIST recipe).")
     t.add_argument("--method", required=True, choices=list(METHODS))
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(q)
     q.set_defaults(run=_run_quickstart, subparser=q)
     _add_sweep(sub)
+    _add_table1(sub)
     return parser
 
 
@@ -350,12 +352,59 @@ def _run_sweep(args: argparse.Namespace) -> int:
         cells = "  ".join(f"{k} {100 * r[k]:.2f}%" for k in ("clean", *args.attacks, "worst") if r.get(k) is not None)
         print(f"lam {run['lam']:<8g} {cells}")
     print(f"results: {args.out / 'sweep.json'}")
+def _method_list(text: str) -> Tuple[str, ...]:
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in names if m not in METHODS]
+    if bad or not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct methods among {','.join(METHODS)}, got {text!r}")
+    return names
+
+
+def _add_table1(sub: Any) -> None:
+    from lfr_rs.table1 import PRESETS, TABLE1_METHODS
+
+    p = sub.add_parser("table1", help="train and evaluate every defense of the paper's Table 1",
+                       description="Table 1 of the paper: train Standard, AT, TRADES, LLR, LFR (and optionally GradNorm), "
+                       "evaluate each under FGSM / PGD-40 / MI-FGSM / DDN, and write table1.{md,json,csv,png} with the "
+                       "paper's rows beside ours. Resumable: rerun the same command to continue.")
+    p.add_argument("--preset", choices=PRESETS, default="quick",
+                   help="paper: the paper's settings (GPU, full MNIST); quick: scaled to 2 CPU cores (default: %(default)s)")
+    p.add_argument("--dataset", choices=get_args(Dataset), default="fashion-mnist", help="(default: %(default)s)")
+    p.add_argument("--data-root", type=Path, metavar="DIR", help=f"IDX folder (required for mnist; fashion-mnist: {DEBIAN_FASHION_MNIST})")
+    p.add_argument("--train-split", choices=get_args(Split), default="train",
+                   help="'test' trains on the test split minus its first --holdout images (default: %(default)s)")
+    p.add_argument("--holdout", type=_pos_int, metavar="N", help="with --train-split test: first N test images kept for evaluation")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: runs/table1-PRESET-DATASET)")
+    p.add_argument("--methods", type=_method_list, metavar="A,B,..", default=TABLE1_METHODS,
+                   help=f"comma-separated among {','.join(METHODS)} (default: {','.join(TABLE1_METHODS)})")
+    p.add_argument("--seed", type=int, help="(default: 1000, the authors' script's)")
+    p.add_argument("--eps", type=_pos_float, help="L-inf radius for training and attacks (default: 0.3; 0.1 on fashion-mnist)")
+    _add_common(p)
+    p.set_defaults(run=_run_table1, subparser=p)
+
+
+def _run_table1(args: argparse.Namespace) -> int:
+    from lfr_rs import table1
+
+    if args.dataset == "mnist" and args.data_root is None:
+        raise _UsageError("--dataset mnist needs --data-root DIR (MNIST IDX files; nothing is downloaded). With only "
+                          "the 10,000 test images: --train-split test --holdout 2000")
+    settings = table1.resolve(
+        args.preset, args.dataset, data_root=None if args.data_root is None else str(args.data_root.resolve()),
+        train_split=args.train_split, holdout=args.holdout, methods=args.methods, seed=args.seed, eps=args.eps,
+        device=args.device,
+    )
+    out = args.out or Path("runs") / f"table1-{args.preset}-{args.dataset}"
+    result = table1.run(settings, out, progress=args.progress, command=["lfr-rs", *args.argv])
+    print(result.paths["md"].read_text())
+    print(f"files: {', '.join(str(p) for p in result.paths.values())}")
     return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``lfr-rs`` and ``python -m lfr_rs``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lfr_rs._typing import Hvp
+from lfr_rs._typing import Hvp, Start
 from lfr_rs.attacks import pgd
 from lfr_rs.regularizers import grad_norm_penalty, lfr_perturb, llr_perturb, trades_perturb
 
@@ -185,7 +185,9 @@ class LFR(Defense):
     """Local Flatness Regularization, eqs. (2)-(4): ``mean[L(x) + lam * ||d_x L(x')||_1]``
     with ``x' = argmax_{B_inf(x, eps)} ||d_x L(x')||_1`` from :func:`lfr_rs.lfr_perturb`.
 
-    ``fd_step=None`` leaves the kernel's finite-difference step.
+    ``fd_step=None`` leaves the kernel's finite-difference step; ``start`` and
+    ``start_std`` (``None``: the kernel's) pick the inner maximisation's random
+    start (``start="normal", start_std=0.001`` is the authors' ``LFR_loss.py``).
     """
 
     eps: float = 0.3
@@ -194,11 +196,14 @@ class LFR(Defense):
     lam: float = 0.02
     hvp: Hvp = "exact"
     fd_step: Optional[float] = None
+    start: Optional[Start] = None
+    start_std: Optional[float] = None
     name: ClassVar[str] = "lfr"
     title: ClassVar[str] = "LFR"
 
     def perturb(self, model: Model, inputs: Tensor, labels: Tensor) -> Tensor:
-        extra: Dict[str, Any] = {} if self.fd_step is None else {"fd_step": self.fd_step}
+        given = {"fd_step": self.fd_step, "start": self.start, "start_std": self.start_std}
+        extra: Dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         return lfr_perturb(
             model, inputs, labels, eps=self.eps, alpha=self.alpha, steps=self.steps, hvp=self.hvp, **extra
         )

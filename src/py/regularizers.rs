@@ -1,6 +1,6 @@
 //! Bindings for the regularizer kernels: the gradient-norm penalty, the LFR
 //! inner maximization and the TRADES / LLR inner maximizations.
-use crate::lfr::{flatness_grad, lfr_perturb, Hvp, LfrParams};
+use crate::lfr::{flatness_grad, lfr_perturb, Hvp, LfrParams, Start};
 use crate::llr::{llr_perturb, LlrParams};
 use crate::penalty::grad_norm_penalty;
 use crate::py::functions::{run_kernel, run_kernel_in_any_mode};
@@ -41,8 +41,9 @@ pub fn py_grad_norm_penalty(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: Py
     run_kernel_in_any_mode(py, model, inputs, labels, move |m, x, y| grad_norm_penalty(m, x, y, p))
 }
 
-fn lfr_params(eps: f64, alpha: f64, steps: i64, random_start: bool, hvp: &str, fd_step: f64) -> PyResult<LfrParams> {
-    Ok(LfrParams { eps, alpha, steps, random_start, hvp: Hvp::parse(hvp, fd_step)? })
+#[allow(clippy::too_many_arguments)]
+fn lfr_params(eps: f64, alpha: f64, steps: i64, random_start: bool, start: &str, start_std: f64, hvp: &str, fd_step: f64) -> PyResult<LfrParams> {
+    Ok(LfrParams { eps, alpha, steps, start: Start::parse(random_start, start, start_std)?, hvp: Hvp::parse(hvp, fd_step)? })
 }
 
 /// LFR inner maximization, eq. (3): ``argmax_{x' in B_inf(x, eps)} ||d_x L(x')||_1``.
@@ -64,6 +65,13 @@ fn lfr_params(eps: f64, alpha: f64, steps: i64, random_start: bool, hvp: &str, f
 /// alpha : float
 /// steps : int, default 10
 /// random_start : bool, default True
+///     ``False`` starts the ascent at ``x``.
+/// start : {"uniform", "normal"}, default "uniform"
+///     The random start: uniform in the eps-ball (Madry et al.), or
+///     ``clamp(x + start_std * N(0, I), 0, 1)`` as the authors' ``LFR_loss.py``
+///     (TRADES' start); both then clipped to [0, 1].
+/// start_std : float, default 0.001
+///     Standard deviation of the ``"normal"`` start.
 /// hvp : {"exact", "fd"}, default "exact"
 /// fd_step : float, default 0.01
 ///
@@ -76,7 +84,7 @@ fn lfr_params(eps: f64, alpha: f64, steps: i64, random_start: bool, hvp: &str, f
 /// torch.Tensor
 ///     ``x'``, detached, in the eps-ball and in [0, 1].
 #[pyfunction]
-#[pyo3(name = "lfr_perturb", signature = (model, inputs, labels, *, eps, alpha, steps = 10, random_start = true, hvp = "exact", fd_step = 0.01))]
+#[pyo3(name = "lfr_perturb", signature = (model, inputs, labels, *, eps, alpha, steps = 10, random_start = true, start = "uniform", start_std = 0.001, hvp = "exact", fd_step = 0.01))]
 #[allow(clippy::too_many_arguments)]
 pub fn py_lfr_perturb(
     py: Python<'_>,
@@ -87,10 +95,12 @@ pub fn py_lfr_perturb(
     alpha: f64,
     steps: i64,
     random_start: bool,
+    start: &str,
+    start_std: f64,
     hvp: &str,
     fd_step: f64,
 ) -> PyResult<PyObject> {
-    let params = lfr_params(eps, alpha, steps, random_start, hvp, fd_step)?;
+    let params = lfr_params(eps, alpha, steps, random_start, start, start_std, hvp, fd_step)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| Ok(lfr_perturb(m, x, y, params, false)?.0))
 }
 
@@ -112,7 +122,7 @@ pub fn py_lfr_perturb(
 /// -------
 /// tuple of torch.Tensor
 #[pyfunction]
-#[pyo3(name = "local_flatness", signature = (model, inputs, labels, *, eps, alpha, steps = 10, random_start = true, hvp = "exact", fd_step = 0.01))]
+#[pyo3(name = "local_flatness", signature = (model, inputs, labels, *, eps, alpha, steps = 10, random_start = true, start = "uniform", start_std = 0.001, hvp = "exact", fd_step = 0.01))]
 #[allow(clippy::too_many_arguments)]
 pub fn py_local_flatness(
     py: Python<'_>,
@@ -123,10 +133,12 @@ pub fn py_local_flatness(
     alpha: f64,
     steps: i64,
     random_start: bool,
+    start: &str,
+    start_std: f64,
     hvp: &str,
     fd_step: f64,
 ) -> PyResult<(PyObject, PyObject)> {
-    let params = lfr_params(eps, alpha, steps, random_start, hvp, fd_step)?;
+    let params = lfr_params(eps, alpha, steps, random_start, start, start_std, hvp, fd_step)?;
     warn_if_training(model)?;
     same_device(&to_py(py, &inputs)?.into_bound(py), &to_py(py, &labels)?.into_bound(py), ("inputs", "labels"))?;
     let model = PyModel::new(model, &inputs)?;

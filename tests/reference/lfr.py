@@ -54,6 +54,10 @@ def lfr_perturb(
     """The last iterate of projected sign ascent on the local flatness."""
     x = inputs.detach()
     adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1) if random_start else x.clone()
+    return _ascend(model, x, adv, labels, eps=eps, alpha=alpha, steps=steps, hvp=hvp, fd_step=fd_step)
+
+
+def _ascend(model, x, adv, labels, *, eps, alpha, steps, hvp, fd_step):
     for _ in range(steps):
         d = flatness_grad(model, adv, labels, hvp=hvp, fd_step=fd_step)
         adv = adv + alpha * d.sign()
@@ -80,3 +84,29 @@ def local_flatness(
     )
     gamma = input_grad(model, adv, labels).flatten(1).norm(p=1, dim=1)
     return adv, gamma
+
+
+def authors_lfr_perturb(
+    model: Callable[[Tensor], Tensor],
+    inputs: Tensor,
+    labels: Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+) -> Tensor:
+    """The inner maximization as the authors' ``loss_function/LFR_loss.py``
+    writes it: start at ``clamp(x + 0.001 * N(0, I), 0, 1)``; each step takes
+    the sign of the gradient of ``||d_x mean_i CE_i(x')||_1`` (the batch-mean
+    cross-entropy's input gradient, L1 over the whole batch), then
+    ``min(max(x', x - eps), x + eps)`` and [0, 1]."""
+    x = inputs.detach()
+    adv = (x + 0.001 * torch.randn_like(x)).clamp(0.0, 1.0)
+    for _ in range(steps):
+        adv = adv.detach().requires_grad_(True)
+        ce = F.cross_entropy(model(adv), labels)
+        (g,) = torch.autograd.grad(ce, adv, create_graph=True)
+        (d,) = torch.autograd.grad(g.abs().sum(), adv)
+        adv = adv.detach() + alpha * d.sign()
+        adv = torch.min(torch.max(adv, x - eps), x + eps).clamp(0.0, 1.0)
+    return adv
