@@ -4,6 +4,7 @@ pub mod alloc;
 pub mod attacks;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod grad;
 pub mod inputs;
 pub mod lfr;

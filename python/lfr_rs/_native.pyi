@@ -3,6 +3,7 @@ from typing import Callable, Optional
 import torch
 
 from lfr_rs._typing import Hvp, Loss, Norm
+from lfr_rs._typing import ApgdLoss
 
 __version__: str
 
@@ -118,3 +119,31 @@ def llr_perturb(
 
 def tune_malloc() -> bool:
     """Raises glibc's mmap and trim thresholds for this process (see the docstring)."""
+
+def apgd(
+    model: _Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    steps: int = 100,
+    norm: Norm = "linf",
+    loss: ApgdLoss = "ce",
+    targeted: bool = False,
+    n_target_classes: int = 9,
+    restarts: int = 1,
+    rho: float = 0.75,
+) -> torch.Tensor:
+    """Auto-PGD (APGD; APGD-T with targeted=True)."""
+
+def square(
+    model: _Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    queries: int = 5000,
+    p_init: float = 0.8,
+    restarts: int = 1,
+) -> torch.Tensor:
+    """L-inf Square Attack (score-based, forward passes only)."""

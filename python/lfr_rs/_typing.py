@@ -7,3 +7,9 @@ Loss = Literal["ce", "margin"]
 Hvp = Literal["exact", "fd"]
 
 __all__ = ["Hvp", "Loss", "Norm"]
+
+# evaluation (issue 6)
+ApgdLoss = Literal["ce", "dlr"]
+CascadeAttack = Literal["apgd-ce", "apgd-dlr", "apgd-t", "square"]
+Protocol = Literal["paper", "strong", "both"]
+__all__ += ["ApgdLoss", "CascadeAttack", "Protocol"]

@@ -3,6 +3,7 @@
 pub mod args;
 pub mod data;
 pub mod errors;
+pub mod eval;
 pub mod functions;
 pub mod model;
 pub mod regularizers;
@@ -34,6 +35,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     functions::register(m)?;
     data::register(m)?;
     regularizers::register(m)?;
+    eval::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
