@@ -41,3 +41,25 @@ __all__ = [
     "trades_perturb",
     "tune_malloc",
 ]
+
+# evaluation (issue 6): APGD / Square kernels, the cascade, the paper protocol, the masking detector
+from lfr_rs.attacks import apgd, square  # noqa: E402
+from lfr_rs.evaluation import (  # noqa: E402
+    GradientMaskingWarning,
+    MaskingReport,
+    RobustAccuracy,
+    masking_report,
+    paper_protocol,
+    robust_accuracy,
+)
+
+__all__ += [
+    "GradientMaskingWarning",
+    "MaskingReport",
+    "RobustAccuracy",
+    "apgd",
+    "masking_report",
+    "paper_protocol",
+    "robust_accuracy",
+    "square",
+]

@@ -2,7 +2,7 @@ from typing import Callable, Optional
 
 import torch
 
-from lfr_rs._typing import Hvp, Loss, Norm, Start, SurfaceKind
+from lfr_rs._typing import ApgdLoss, Hvp, Loss, Norm, Start, SurfaceKind
 
 __version__: str
 
@@ -141,3 +141,30 @@ def surface_directions(
     model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, loss: Loss = "ce"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient-sign direction and an orthogonal random sign direction, unit L-inf."""
+def apgd(
+    model: _Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    steps: int = 100,
+    norm: Norm = "linf",
+    loss: ApgdLoss = "ce",
+    targeted: bool = False,
+    n_target_classes: int = 9,
+    restarts: int = 1,
+    rho: float = 0.75,
+) -> torch.Tensor:
+    """Auto-PGD (APGD; APGD-T with targeted=True)."""
+
+def square(
+    model: _Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    queries: int = 5000,
+    p_init: float = 0.8,
+    restarts: int = 1,
+) -> torch.Tensor:
+    """L-inf Square Attack (score-based, forward passes only)."""

@@ -9,3 +9,9 @@ SurfaceKind = Literal["decision", "loss"]
 Start = Literal["uniform", "normal"]
 
 __all__ = ["Hvp", "Loss", "Norm", "Start", "SurfaceKind"]
+
+# evaluation (issue 6)
+ApgdLoss = Literal["ce", "dlr"]
+CascadeAttack = Literal["apgd-ce", "apgd-dlr", "apgd-t", "square"]
+Protocol = Literal["paper", "strong", "both"]
+__all__ += ["ApgdLoss", "CascadeAttack", "Protocol"]

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from lfr_rs._checks import check_pair
+from lfr_rs._typing import Protocol
 from lfr_rs.attacks import ddn, fgsm, mifgsm, pgd
 
 __all__ = ["ATTACKS", "Attack", "evaluate", "format_row", "format_table"]
@@ -44,6 +46,7 @@ def evaluate(
     ddn_steps: Optional[int] = None,
     batch_size: int = 500,
     progress: Optional[bool] = None,
+    protocol: Optional[Protocol] = None,
 ) -> Dict[str, Any]:
     """Accuracies (fractions) of ``model`` in eval mode on ``inputs``, clean and
     under each attack, batched; ``inputs`` must be on the model's device.
@@ -53,7 +56,17 @@ def evaluate(
     ``ddn_median_l2`` (None when DDN never succeeded) and ``ddn_success_rate``
     over the correctly classified inputs), and ``worst``: accuracy against all
     the attacks at once (per sample).
+
+    ``protocol="paper"`` runs the authors' protocol instead
+    (``lfr_rs.evaluation.paper_protocol``: ``attacks``, ``eps``, ``alpha``,
+    ``steps`` apply, ``ddn_steps`` defaults to 20), ``"strong"`` the
+    AutoAttack-style cascade (``robust_accuracy(...).summary()`` at ``eps``), and
+    ``"both"`` returns ``{"paper": ..., "strong": ...}``.
     """
+    check_pair(inputs, labels)
+    if protocol is not None:
+        return _by_protocol(model, inputs, labels, protocol, attacks=attacks, eps=eps, alpha=alpha, steps=steps,
+                            ddn_steps=ddn_steps, batch_size=batch_size, progress=progress)
     attacks = tuple(attacks)
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown:
@@ -102,6 +115,24 @@ def evaluate(
         out["ddn_median_l2"] = float(found.quantile(0.5)) if len(found) else None
         out["ddn_success_rate"] = ddn_success / counts["clean"] if counts["clean"] else None
     return out
+
+
+def _by_protocol(model: torch.nn.Module, inputs: Tensor, labels: Tensor, protocol: str, *, attacks: Iterable[str],
+                 eps: float, alpha: float, steps: int, ddn_steps: Optional[int], batch_size: int,
+                 progress: Optional[bool]) -> Dict[str, Any]:
+    from lfr_rs.evaluation import paper_protocol, robust_accuracy
+
+    if protocol not in get_args(Protocol):
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {get_args(Protocol)}")
+    out: Dict[str, Any] = {}
+    if protocol in ("paper", "both"):
+        out["paper"] = paper_protocol(model, inputs, labels, attacks=attacks, eps=eps, alpha=alpha, steps=steps,
+                                      ddn_steps=20 if ddn_steps is None else ddn_steps, batch_size=batch_size,
+                                      progress=progress)
+    if protocol in ("strong", "both"):
+        out["strong"] = robust_accuracy(model, inputs, labels, eps=eps, batch_size=batch_size,
+                                        progress=progress).summary()
+    return out if protocol == "both" else out[protocol]
 
 
 _COLUMNS: Sequence[Tuple[str, str]] = (

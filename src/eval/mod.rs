@@ -1,2 +1,10 @@
-//! Evaluation kernels: tools that look at a trained model rather than train it.
+//! Evaluation kernels, tools that look at a trained model rather than train
+//! it: Auto-PGD (APGD, APGD-T) and the Square Attack (the attacks of an
+//! AutoAttack-style robust-accuracy cascade), and loss/decision surfaces.
+pub mod apgd;
+pub mod dlr;
+pub mod square;
 pub mod surface;
+
+pub use apgd::{apgd, ApgdLoss, ApgdParams};
+pub use square::{square, SquareParams};

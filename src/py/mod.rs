@@ -3,6 +3,7 @@
 pub mod args;
 pub mod data;
 pub mod errors;
+pub mod eval;
 pub mod functions;
 pub mod model;
 pub mod regularizers;
@@ -36,6 +37,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     data::register(m)?;
     regularizers::register(m)?;
     surface::register(m)?;
+    eval::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

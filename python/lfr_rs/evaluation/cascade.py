@@ -1,0 +1,188 @@
+"""``robust_accuracy``: an AutoAttack-style cascade of the Rust kernels.
+
+Each attack runs only on the points every earlier attack failed on, packed
+into full batches; the result keeps, per attack, the robust accuracy after it,
+the points it fooled, its time and the forward/backward passes it spent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, get_args
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from lfr_rs._checks import check_pair
+from lfr_rs._typing import CascadeAttack, Norm
+from lfr_rs.attacks import apgd, square
+from lfr_rs.evaluation.counting import PassCounter
+
+__all__ = ["AttackStats", "CASCADE_ATTACKS", "RobustAccuracy", "robust_accuracy"]
+
+CASCADE_ATTACKS: Tuple[CascadeAttack, ...] = get_args(CascadeAttack)
+Model = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class AttackStats:
+    """One attack of the cascade."""
+
+    name: str
+    #: robust accuracy after this attack and every earlier one
+    accuracy: float
+    #: points this attack fooled that every earlier attack failed on
+    fooled: int
+    #: points it was run on
+    attacked: int
+    seconds: float
+    #: image-forward and image-backward passes (one image through the model counts 1)
+    forward: int
+    backward: int
+
+
+@dataclass
+class RobustAccuracy:
+    """What ``robust_accuracy`` returns."""
+
+    n: int
+    eps: float
+    norm: str
+    clean: float
+    attacks: Dict[str, AttackStats]
+    #: accuracy against all the attacks, per sample (the last attack's ``accuracy``)
+    worst: float
+    #: ``(N,)`` bool, True where no attack fooled the model (and the clean input is correct)
+    robust: Tensor
+    #: per sample the adversarial input that fooled the model, or the input itself
+    adversarial: Tensor
+    clean_seconds: float = 0.0
+    settings: Dict[str, Any] = field(default_factory=dict)
+    #: the gradient-masking report (None when ``detect_masking=False``)
+    masking: Optional[Any] = None
+
+    def summary(self) -> Dict[str, Any]:
+        """JSON-friendly numbers (no tensors)."""
+        out: Dict[str, Any] = {"protocol": "strong", "n": self.n, "eps": self.eps, "norm": self.norm,
+                               "clean": self.clean, "worst": self.worst, **self.settings}
+        out["attacks"] = {k: vars(v).copy() for k, v in self.attacks.items()}
+        out["seconds"] = self.clean_seconds + sum(s.seconds for s in self.attacks.values())
+        if self.masking is not None:
+            out["masking"] = self.masking.summary()
+        return out
+
+
+def _runner(name: str, model: Model, eps: float, norm: str, steps: int, n_target_classes: int,
+            queries: int, restarts: int) -> Callable[[Tensor, Tensor], Tensor]:
+    if name == "apgd-ce":
+        return lambda x, y: apgd(model, x, y, eps=eps, steps=steps, norm=norm, loss="ce", restarts=restarts)
+    if name == "apgd-dlr":
+        return lambda x, y: apgd(model, x, y, eps=eps, steps=steps, norm=norm, loss="dlr", restarts=restarts)
+    if name == "apgd-t":
+        return lambda x, y: apgd(model, x, y, eps=eps, steps=steps, norm=norm, loss="dlr", targeted=True,
+                                 n_target_classes=n_target_classes, restarts=restarts)
+    if norm != "linf":
+        raise ValueError("square is the L-inf Square Attack; use norm='linf' or leave it out of attacks")
+    return lambda x, y: square(model, x, y, eps=eps, queries=queries, restarts=restarts)
+
+
+def _predict(model: Model, x: Tensor, batch_size: int) -> Tensor:
+    with torch.no_grad():
+        return torch.cat([model(b).argmax(1) for b in x.split(batch_size)]) if len(x) else x.new_empty(0, dtype=torch.long)
+
+
+def robust_accuracy(
+    model: torch.nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    *,
+    eps: float,
+    attacks: Iterable[str] = ("apgd-ce", "apgd-t", "square"),
+    norm: Norm = "linf",
+    batch_size: int = 500,
+    steps: int = 100,
+    n_target_classes: int = 9,
+    queries: int = 5000,
+    restarts: int = 1,
+    seed: Optional[int] = 0,
+    detect_masking: bool = True,
+    progress: Optional[bool] = None,
+) -> RobustAccuracy:
+    """Robust accuracy under an AutoAttack-style cascade, with ``model`` in eval mode.
+
+    ``attacks`` run in order, each only on the points all earlier ones failed
+    on: ``"apgd-ce"``, ``"apgd-dlr"`` (APGD with the CE / DLR loss),
+    ``"apgd-t"`` (APGD-T, targeted DLR over ``n_target_classes`` targets) and
+    ``"square"`` (Square, ``queries`` queries; L-inf only). ``seed`` seeds
+    torch's generator before each attack (the caller's generator state is
+    restored afterwards), as AutoAttack and torchattacks do; ``None`` draws
+    from the current state. ``inputs`` must be on the model's device.
+
+    With ``detect_masking`` the gradient-masking checks of ``masking_report``
+    run on the result and raise ``GradientMaskingWarning`` when one fails.
+    """
+    check_pair(inputs, labels)
+    attacks = tuple(attacks)
+    unknown = [a for a in attacks if a not in CASCADE_ATTACKS]
+    if unknown or not attacks:
+        raise ValueError(f"unknown attack(s) {', '.join(unknown) or '(none given)'}; expected some of {', '.join(CASCADE_ATTACKS)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if norm not in get_args(Norm):
+        raise ValueError(f"unknown norm {norm!r}; expected one of {get_args(Norm)}")
+    counter = PassCounter(model)
+    runs = {a: _runner(a, counter, eps, norm, steps, n_target_classes, queries, restarts) for a in attacks}
+    n = len(inputs)
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    devices = [inputs.device] if inputs.device.type == "cuda" else []
+    stats: Dict[str, AttackStats] = {}
+    try:
+        with torch.random.fork_rng(devices=devices, enabled=seed is not None):
+            t0 = time.perf_counter()
+            robust = _predict(counter, inputs, batch_size) == labels
+            clean_seconds = time.perf_counter() - t0
+            clean = float(robust.float().mean()) if n else 0.0
+            adversarial = inputs.detach().clone()
+            for pos, name in enumerate(attacks):
+                todo = robust.nonzero().squeeze(1)
+                before = counter.snapshot()
+                t0 = time.perf_counter()
+                fooled = 0
+                if seed is not None:
+                    torch.manual_seed(seed)
+                with tqdm(total=len(todo), unit="img", desc=name, position=pos,
+                          disable=None if progress is None else not progress, leave=progress is True) as bar:
+                    for idx in todo.split(batch_size):
+                        x, y = inputs[idx], labels[idx]
+                        adv = runs[name](x, y)
+                        broken = _predict(counter, adv, batch_size) != y
+                        hit = idx[broken]
+                        adversarial[hit] = adv[broken]
+                        robust[hit] = False
+                        fooled += int(broken.sum())
+                        bar.update(len(idx))
+                after = counter.snapshot()
+                stats[name] = AttackStats(
+                    name=name, accuracy=float(robust.float().mean()) if n else 0.0, fooled=fooled,
+                    attacked=len(todo), seconds=time.perf_counter() - t0,
+                    forward=after[0] - before[0], backward=after[1] - before[1],
+                )
+    finally:
+        if was_training:
+            model.train()
+    result = RobustAccuracy(
+        n=n, eps=eps, norm=norm, clean=clean, attacks=stats, worst=float(robust.float().mean()) if n else 0.0,
+        robust=robust, adversarial=adversarial, clean_seconds=clean_seconds,
+        settings={"steps": steps, "n_target_classes": n_target_classes, "queries": queries, "restarts": restarts,
+                  "seed": seed, "attack_order": list(attacks)},
+    )
+    if detect_masking:
+        from lfr_rs.evaluation.masking import masking_report
+
+        result.masking = masking_report(model, inputs, labels, eps=eps, norm=norm, cascade=result,
+                                        batch_size=batch_size, progress=progress)
+    return result

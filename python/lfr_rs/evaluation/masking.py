@@ -1,0 +1,172 @@
+"""Gradient-masking detector: checks that tell when a robust-accuracy number
+measured with gradients cannot be trusted (Athalye et al., 2018,
+arXiv:1802.00420, section 3.1; Croce & Hein, 2020)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch import Tensor
+
+from lfr_rs._checks import check_pair
+from lfr_rs._typing import Norm
+from lfr_rs.attacks import apgd, pgd
+from lfr_rs.regularizers import grad_norm_penalty
+
+__all__ = ["GradientMaskingWarning", "MaskingReport", "masking_report", "THRESHOLDS"]
+
+#: When each check fires.
+THRESHOLDS: Dict[str, float] = {
+    "pgd_over_apgd": 0.02,  # PGD accuracy above the APGD worst case by more than this
+    "square_only": 0.01,  # Square fools more than this share of the points (and at least 2)
+    "dead_gradients": 0.05,  # share of points whose input gradient is 0 or non-finite
+    "eps1_accuracy": 0.0,  # accuracy at eps = 1 (L-inf) above this
+}
+
+
+class GradientMaskingWarning(UserWarning):
+    """A robust accuracy measured with gradients that is probably too high."""
+
+
+@dataclass
+class MaskingReport:
+    """The numbers behind each check, and the warnings they raised."""
+
+    n: int
+    #: PGD-40 (keep_best) accuracy and the accuracy after the cascade's gradient attacks
+    pgd_accuracy: Optional[float] = None
+    apgd_accuracy: Optional[float] = None
+    #: points Square fooled after every gradient attack failed
+    square_only: Optional[int] = None
+    square_attacked: Optional[int] = None
+    #: share of points whose input gradient is exactly 0 or non-finite
+    dead_gradients: Optional[float] = None
+    #: accuracy under APGD at eps = 1 on at most ``eps1_n`` points (L-inf only)
+    eps1_accuracy: Optional[float] = None
+    #: two forward passes of the same batch differ
+    randomized: Optional[bool] = None
+    warnings: List[str] = field(default_factory=list)
+
+    def summary(self) -> Dict[str, Any]:
+        return dict(vars(self))
+
+
+def _accuracy(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, batch_size: int) -> Tensor:
+    with torch.no_grad():
+        return torch.cat([model(b).argmax(1) == t for b, t in zip(x.split(batch_size), y.split(batch_size))])
+
+
+def masking_report(
+    model: torch.nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    *,
+    eps: float,
+    norm: Norm = "linf",
+    cascade: Optional[Any] = None,
+    batch_size: int = 500,
+    eps1_n: int = 100,
+    warn: bool = True,
+    progress: Optional[bool] = None,
+) -> MaskingReport:
+    """Runs the gradient-masking checks on ``model`` (in eval mode) and, with
+    ``warn``, raises one ``GradientMaskingWarning`` per failed check:
+
+    1. PGD-40 accuracy exceeds the APGD worst case by more than 2 points;
+    2. Square (no gradients) fools more than 1% of the points (and at least 2)
+       that every gradient attack failed on;
+    3. the input gradient of the loss is exactly zero or non-finite for more
+       than 5% of the points;
+    4. (L-inf) accuracy at eps = 1.0, where any image is reachable, is not 0;
+    5. two forward passes of the same inputs differ (a randomized model).
+
+    ``cascade`` is a ``robust_accuracy`` result on the same inputs; without it
+    the cascade (APGD-CE, APGD-T, Square) is run here.
+    """
+    check_pair(inputs, labels)
+    if cascade is None:
+        from lfr_rs.evaluation.cascade import robust_accuracy
+
+        attacks = ("apgd-ce", "apgd-t", "square") if norm == "linf" else ("apgd-ce", "apgd-t")
+        cascade = robust_accuracy(model, inputs, labels, eps=eps, attacks=attacks, norm=norm, batch_size=batch_size,
+                                  detect_masking=False, progress=progress)
+    report = MaskingReport(n=len(inputs))
+    if len(inputs) == 0:
+        return report
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    try:
+        _run_checks(report, model, inputs, labels, eps=eps, norm=norm, cascade=cascade, batch_size=batch_size,
+                    eps1_n=eps1_n)
+    finally:
+        if was_training:
+            model.train()
+    if warn:
+        for message in report.warnings:
+            warnings.warn(message, GradientMaskingWarning, stacklevel=2)
+    return report
+
+
+def _run_checks(report: MaskingReport, model: Any, x: Tensor, y: Tensor, *, eps: float, norm: str, cascade: Any,
+                batch_size: int, eps1_n: int) -> None:
+    gradient = [s for name, s in cascade.attacks.items() if name.startswith("apgd")]
+    if gradient:
+        report.apgd_accuracy = gradient[-1].accuracy
+        robust = torch.cat([
+            _accuracy(model, pgd(model, xb, yb, eps=eps, alpha=2.5 * eps / 40, steps=40, norm=norm, keep_best=True), yb,
+                      batch_size)
+            for xb, yb in zip(x.split(batch_size), y.split(batch_size))
+        ])
+        report.pgd_accuracy = float((robust & _accuracy(model, x, y, batch_size)).float().mean())
+        gap = report.pgd_accuracy - report.apgd_accuracy
+        if gap > THRESHOLDS["pgd_over_apgd"]:
+            report.warnings.append(
+                f"PGD-40 reports {100 * report.pgd_accuracy:.1f}% robust accuracy but APGD only "
+                f"{100 * report.apgd_accuracy:.1f}%: plain PGD is being misled (a step-size or loss-scale effect "
+                "typical of gradient masking). Report the APGD/cascade number, never the PGD one."
+            )
+    if "square" in cascade.attacks:
+        s = cascade.attacks["square"]
+        report.square_only, report.square_attacked = s.fooled, s.attacked
+        if s.fooled >= 2 and s.fooled > THRESHOLDS["square_only"] * cascade.n:
+            report.warnings.append(
+                f"Square, a black-box attack that uses no gradients, fooled {s.fooled} of the {s.attacked} points that "
+                "every gradient attack failed on: the gradients are uninformative (masked or obfuscated). Trust only "
+                "the cascade's worst case, and check the model with more Square queries and restarts."
+            )
+    penalties = torch.cat([grad_norm_penalty(model, xb, yb, p=1).detach()
+                           for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
+    dead = (penalties == 0) | ~torch.isfinite(penalties)
+    report.dead_gradients = float(dead.float().mean())
+    if report.dead_gradients > THRESHOLDS["dead_gradients"]:
+        report.warnings.append(
+            f"The input gradient of the loss is exactly zero or non-finite for {100 * report.dead_gradients:.1f}% of "
+            "the points: gradient attacks cannot move them, so their robustness is not measured (saturated softmax, "
+            "rounding or other non-differentiable input processing). Evaluate with Square, or remove the operation "
+            "for the attack (BPDA)."
+        )
+    if norm == "linf":
+        xs, ys = x[:eps1_n], y[:eps1_n]
+        adv = torch.cat([apgd(model, xb, yb, eps=1.0, steps=20, loss="ce")
+                         for xb, yb in zip(xs.split(batch_size), ys.split(batch_size))])
+        report.eps1_accuracy = float(_accuracy(model, adv, ys, batch_size).float().mean())
+        if report.eps1_accuracy > THRESHOLDS["eps1_accuracy"]:
+            report.warnings.append(
+                f"At eps = 1, where the attacker may choose any image, APGD leaves {100 * report.eps1_accuracy:.1f}% "
+                "of the points correctly classified; it should be 0%. The attack is not working on this model "
+                "(masked gradients), so smaller-eps numbers overstate its robustness."
+            )
+    with torch.no_grad():
+        first = x[:batch_size]
+        a, b = model(first), model(first)
+    report.randomized = not torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
+    if report.randomized:
+        report.warnings.append(
+            "Two forward passes of the same inputs in eval mode give different logits: the model is randomized, "
+            "and attacks on one draw overstate its robustness. Attack the expectation (EOT, several samples per "
+            "gradient) and report accuracy over several draws."
+        )

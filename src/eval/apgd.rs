@@ -1,0 +1,404 @@
+//! Auto-PGD (Croce & Hein, 2020, arXiv:2003.01690, Algorithm 1), the gradient
+//! attack of AutoAttack, with torchattacks 3.5.1's arithmetic:
+//!
+//! * step `z = P(x_k + eta_k * dir(g_k))`, then momentum
+//!   `x_{k+1} = P(x_k + 0.75 (z - x_k) + 0.25 (x_k - x_{k-1}))` (no momentum at k = 0),
+//!   where `P` clips to the ball (`min(max(., x - eps), x + eps)` for L-inf,
+//!   radial for L2) and then to [0, 1];
+//! * `eta_0 = 2 eps`; at each checkpoint (every `p_j` steps, `p_1 = 0.22 N`,
+//!   shrinking by `0.03 N` to at least `0.06 N`) a sample's step is halved and
+//!   it restarts from its highest-loss point when the loss rose in at most
+//!   `rho` of the steps since the last checkpoint (condition 1, with
+//!   AutoAttack's convention that the loss before the first step is 0), or when
+//!   its step was not halved last time and its best loss did not improve
+//!   (condition 2).
+//!
+//! Per-sample early stopping: a sample is final, and costs no more passes, as
+//! soon as one iterate fools the model; that iterate is returned. Points the
+//! model already misclassifies are returned unchanged. Every sample's
+//! trajectory is exactly the one it would follow in a full-batch run.
+use crate::error::{invalid, LfrError, Result};
+use crate::eval::dlr::{dlr, dlr_targeted, ranked_class};
+use crate::grad::grad;
+use crate::inputs::{check_batch, check_count, check_label_range, check_non_negative};
+use crate::loss::Loss;
+use crate::model::{checked_logits, num_classes, predict, Model};
+use crate::norm::{batch_view, l2_per_sample, Norm};
+use tch::{Kind, Tensor};
+
+/// What APGD ascends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApgdLoss {
+    /// Cross-entropy (targeted: minus the cross-entropy of the target).
+    Ce,
+    /// Difference of Logits Ratio (targeted: eq. 6 of the paper).
+    Dlr,
+}
+
+impl ApgdLoss {
+    pub const NAMES: [&'static str; 2] = ["ce", "dlr"];
+
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "ce" => Ok(ApgdLoss::Ce),
+            "dlr" => Ok(ApgdLoss::Dlr),
+            _ => invalid(format!("unknown loss {name:?}; expected one of {:?}", Self::NAMES)),
+        }
+    }
+
+    /// Per-sample value to maximise; `targets` is set for APGD-T.
+    fn value(self, logits: &Tensor, labels: &Tensor, targets: Option<&Tensor>) -> Result<Tensor> {
+        match (self, targets) {
+            (ApgdLoss::Ce, None) => Loss::CrossEntropy.objective(logits, labels, false),
+            (ApgdLoss::Ce, Some(t)) => Loss::CrossEntropy.objective(logits, t, true),
+            (ApgdLoss::Dlr, None) => dlr(logits, labels),
+            (ApgdLoss::Dlr, Some(t)) => dlr_targeted(logits, labels, t),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ApgdParams {
+    pub eps: f64,
+    pub steps: i64,
+    pub norm: Norm,
+    pub loss: ApgdLoss,
+    /// APGD-T: one run per target among the `n_target_classes` classes the
+    /// model ranks highest after the true one; `labels` stay the true labels.
+    pub targeted: bool,
+    pub n_target_classes: i64,
+    pub restarts: i64,
+    pub rho: f64,
+}
+
+impl ApgdParams {
+    fn check(&self) -> Result<()> {
+        check_non_negative("eps", self.eps)?;
+        check_count("steps", self.steps)?;
+        check_count("restarts", self.restarts)?;
+        check_count("n_target_classes", self.n_target_classes)?;
+        if !(self.rho > 0.0 && self.rho <= 1.0) {
+            return invalid(format!("rho must lie in (0, 1], got {}", self.rho));
+        }
+        Ok(())
+    }
+
+    /// `(p_1, minimum period, decrement)` of the checkpoint schedule, in steps.
+    fn schedule(&self) -> (i64, i64, i64) {
+        let n = self.steps as f64;
+        let at_least_one = |f: f64| ((f * n) as i64).max(1);
+        (at_least_one(0.22), at_least_one(0.06), at_least_one(0.03))
+    }
+}
+
+/// One forward and one backward: per-sample loss, predicted class and the
+/// gradient of the summed loss. The only place the APGD loop calls the model.
+fn probe(model: &impl Model, loss: ApgdLoss, x: &Tensor, y: &Tensor, t: Option<&Tensor>) -> Result<(Tensor, Tensor, Tensor)> {
+    let xr = x.f_detach()?.f_set_requires_grad(true)?;
+    let logits = checked_logits(model, &xr)?;
+    let value = loss.value(&logits, y, t)?;
+    let g = grad(&value.f_sum(None)?, &xr, false)?;
+    Ok((value.f_detach()?, predict(&logits)?, g))
+}
+
+/// AutoAttack's L-inf clip: `clamp(min(max(v, x - eps), x + eps), 0, 1)`.
+fn clip_linf(v: &Tensor, lo: &Tensor, hi: &Tensor) -> Result<Tensor> {
+    Ok(v.f_maximum(lo)?.f_minimum(hi)?.f_clamp(0.0, 1.0)?)
+}
+
+/// AutoAttack's L2 clip: `clamp(x + d / (||d|| + 1e-12) * min(eps, ||d|| + slack), 0, 1)`.
+fn clip_l2(v: &Tensor, x: &Tensor, eps: f64, slack: f64) -> Result<Tensor> {
+    let d = v.f_sub(x)?;
+    let n = l2_per_sample(&d)?;
+    let unit = d.f_div(&batch_view(&n.f_add_scalar(1e-12)?, d.dim())?)?;
+    let radius = n.f_add_scalar(slack)?.f_clamp_max(eps)?;
+    Ok(x.f_add(&unit.f_mul(&batch_view(&radius, d.dim())?)?)?.f_clamp(0.0, 1.0)?)
+}
+
+/// The per-sample state of one run, restricted to the samples still active.
+struct Run {
+    /// Positions of the active samples in the run's batch.
+    idx: Tensor,
+    x: Tensor,
+    y: Tensor,
+    t: Option<Tensor>,
+    lo: Tensor,
+    hi: Tensor,
+    adv: Tensor,
+    adv_old: Tensor,
+    grad: Tensor,
+    step: Tensor,
+    x_best: Tensor,
+    grad_best: Tensor,
+    loss_best: Tensor,
+    loss_best_last: Tensor,
+    reduced_last: Tensor,
+    loss_prev: Tensor,
+    /// Per step since the start, whether the loss rose.
+    rose: Vec<Tensor>,
+}
+
+impl Run {
+    /// Keeps only the rows `keep` of every per-sample tensor.
+    fn retain(&mut self, keep: &Tensor) -> Result<()> {
+        let sel = |t: &Tensor| t.f_index_select(0, keep);
+        self.idx = sel(&self.idx)?;
+        self.x = sel(&self.x)?;
+        self.y = sel(&self.y)?;
+        self.t = self.t.as_ref().map(sel).transpose()?;
+        self.lo = sel(&self.lo)?;
+        self.hi = sel(&self.hi)?;
+        self.adv = sel(&self.adv)?;
+        self.adv_old = sel(&self.adv_old)?;
+        self.grad = sel(&self.grad)?;
+        self.step = sel(&self.step)?;
+        self.x_best = sel(&self.x_best)?;
+        self.grad_best = sel(&self.grad_best)?;
+        self.loss_best = sel(&self.loss_best)?;
+        self.loss_best_last = sel(&self.loss_best_last)?;
+        self.reduced_last = sel(&self.reduced_last)?;
+        self.loss_prev = sel(&self.loss_prev)?;
+        self.rose = self.rose.iter().map(sel).collect::<std::result::Result<_, _>>()?;
+        Ok(())
+    }
+
+    /// Momentum step of Algorithm 1 from `adv` along `grad`.
+    fn advance(&mut self, p: &ApgdParams, first: bool) -> Result<()> {
+        let a = if first { 1.0 } else { 0.75 };
+        let nd = self.adv.dim();
+        let step = batch_view(&self.step, nd)?;
+        let grad2 = self.adv.f_sub(&self.adv_old)?;
+        self.adv_old = self.adv.shallow_clone();
+        let next = match p.norm {
+            Norm::Linf => {
+                let z = clip_linf(&self.adv.f_add(&step.f_mul(&self.grad.f_sign()?)?)?, &self.lo, &self.hi)?;
+                let mixed = self.adv.f_add(&z.f_sub(&self.adv)?.f_mul_scalar(a)?)?.f_add(&grad2.f_mul_scalar(1.0 - a)?)?;
+                clip_linf(&mixed, &self.lo, &self.hi)?
+            }
+            Norm::L2 => {
+                let gn = batch_view(&l2_per_sample(&self.grad)?.f_add_scalar(1e-12)?, nd)?;
+                let z = self.adv.f_add(&step.f_mul(&self.grad)?.f_div(&gn)?)?;
+                let z = clip_l2(&z, &self.x, p.eps, 0.0)?;
+                let mixed = self.adv.f_add(&z.f_sub(&self.adv)?.f_mul_scalar(a)?)?.f_add(&grad2.f_mul_scalar(1.0 - a)?)?;
+                clip_l2(&mixed, &self.x, p.eps, 1e-12)?
+            }
+        };
+        self.adv = next;
+        Ok(())
+    }
+
+    /// Records the loss of the current iterate and keeps the best point.
+    fn observe(&mut self, loss: &Tensor, grad: Tensor) -> Result<()> {
+        self.rose.push(loss.f_gt_tensor(&self.loss_prev)?);
+        self.loss_prev = loss.shallow_clone();
+        let better = loss.f_gt_tensor(&self.loss_best)?;
+        let rows = batch_view(&better, self.adv.dim())?;
+        self.x_best = self.adv.f_where_self(&rows, &self.x_best)?;
+        self.grad_best = grad.f_where_self(&rows, &self.grad_best)?;
+        self.loss_best = loss.f_where_self(&better, &self.loss_best)?;
+        self.grad = grad;
+        Ok(())
+    }
+
+    /// Checkpoint after `k` steps: halve the step (and restart from the best
+    /// point) where the loss rose too rarely or the best loss stalled.
+    fn checkpoint(&mut self, k: i64, rho: f64) -> Result<()> {
+        let start = self.rose.len().saturating_sub(k as usize);
+        let mut count = self.loss_best.f_zeros_like()?.f_to_kind(Kind::Double)?;
+        for r in self.rose.get(start..).unwrap_or(&[]) {
+            count = count.f_add(&r.f_to_kind(Kind::Double)?)?;
+        }
+        let oscillating = count.f_le(k as f64 * rho)?;
+        let stalled = self.reduced_last.f_logical_not()?.f_logical_and(&self.loss_best_last.f_ge_tensor(&self.loss_best)?)?;
+        let reduce = oscillating.f_logical_or(&stalled)?;
+        self.reduced_last = reduce.shallow_clone();
+        self.loss_best_last = self.loss_best.f_detach_copy()?;
+        let rows = batch_view(&reduce, self.adv.dim())?;
+        self.step = self.step.f_div_scalar(2.0)?.f_where_self(&reduce, &self.step)?;
+        self.adv = self.x_best.f_where_self(&rows, &self.adv)?;
+        self.grad = self.grad_best.f_where_self(&rows, &self.grad)?;
+        Ok(())
+    }
+}
+
+/// A random start on the sphere of radius `eps` (L2) or the surface of the
+/// L-inf ball (`t / max|t|`, t uniform in [-1, 1]), clipped to [0, 1], drawn
+/// from torch's default generator in torchattacks' order.
+fn random_start(x: &Tensor, p: &ApgdParams) -> Result<Tensor> {
+    let nd = x.dim();
+    let t = match p.norm {
+        Norm::Linf => {
+            let t = x.f_rand_like()?.f_mul_scalar(2.0)?.f_sub_scalar(1.0)?;
+            let m = t.f_abs()?.f_flatten(1, -1)?.f_amax([1i64].as_slice(), false)?;
+            t.f_mul_scalar(p.eps)?.f_div(&batch_view(&m, nd)?)?
+        }
+        Norm::L2 => {
+            let t = x.f_randn_like()?;
+            let m = l2_per_sample(&t)?.f_add_scalar(1e-12)?;
+            t.f_mul_scalar(p.eps)?.f_div(&batch_view(&m, nd)?)?
+        }
+    };
+    Ok(x.f_add(&t)?.f_clamp(0.0, 1.0)?)
+}
+
+/// Writes the rows `fooled` of the run into `found` (positions in `run.idx`).
+fn record(found: &mut Tensor, done: &mut Tensor, run: &Run, fooled: &Tensor) -> Result<()> {
+    let rows = fooled.f_nonzero()?.f_squeeze_dim(1)?;
+    if rows.numel() > 0 {
+        let at = run.idx.f_index_select(0, &rows)?;
+        *found = found.f_index_copy(0, &at, &run.adv.f_index_select(0, &rows)?)?;
+        *done = done.f_index_fill(0, &at, 1)?;
+    }
+    Ok(())
+}
+
+/// One APGD run from a random start. Returns `(fooled, adv)`: which samples
+/// were fooled and, for those, the first fooling iterate.
+fn single_run(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p: &ApgdParams) -> Result<(Tensor, Tensor)> {
+    let m = x.size().first().copied().unwrap_or(0);
+    let adv = random_start(x, p)?;
+    let (loss, pred, g) = probe(model, p.loss, &adv, y, t)?;
+    let mut found = adv.f_detach_copy()?;
+    let mut done = Tensor::f_zeros([m].as_slice(), (Kind::Bool, x.device()))?;
+    let mut run = Run {
+        idx: Tensor::f_arange(m, (Kind::Int64, x.device()))?,
+        x: x.shallow_clone(),
+        y: y.shallow_clone(),
+        t: t.map(|t| t.shallow_clone()),
+        lo: x.f_sub_scalar(p.eps)?,
+        hi: x.f_add_scalar(p.eps)?,
+        adv_old: adv.shallow_clone(),
+        x_best: adv.shallow_clone(),
+        adv,
+        grad_best: g.shallow_clone(),
+        grad: g,
+        step: Tensor::f_full([m].as_slice(), 2.0 * p.eps, (x.kind(), x.device()))?,
+        loss_best_last: loss.f_detach_copy()?,
+        loss_best: loss,
+        reduced_last: Tensor::f_ones([m].as_slice(), (Kind::Bool, x.device()))?,
+        loss_prev: Tensor::f_zeros([m].as_slice(), (x.kind(), x.device()))?,
+        rose: Vec::new(),
+    };
+    let (mut k, k_min, k_decr) = p.schedule();
+    let mut since_check = 0;
+    let mut fooled = pred.f_ne_tensor(&run.y)?;
+    record(&mut found, &mut done, &run, &fooled)?;
+    for i in 0..p.steps {
+        let keep = fooled.f_logical_not()?.f_nonzero()?.f_squeeze_dim(1)?;
+        if keep.numel() == 0 {
+            break;
+        }
+        if keep.numel() < run.idx.numel() {
+            run.retain(&keep)?;
+        }
+        run.advance(p, i == 0)?;
+        let (loss, pred, g) = probe(model, p.loss, &run.adv, &run.y, run.t.as_ref())?;
+        fooled = pred.f_ne_tensor(&run.y)?;
+        // Recorded before a checkpoint can move `adv` back to the best point.
+        record(&mut found, &mut done, &run, &fooled)?;
+        run.observe(&loss, g)?;
+        since_check += 1;
+        if since_check == k {
+            run.checkpoint(k, p.rho)?;
+            since_check = 0;
+            k = (k - k_decr).max(k_min);
+        }
+    }
+    Ok((done, found))
+}
+
+/// Auto-PGD; with `targeted`, APGD-T. Returns per sample the first iterate
+/// that fools the model over all runs (restarts, targets), run only on the
+/// points still robust, or the input where none did.
+pub fn apgd(model: &impl Model, x: &Tensor, y: &Tensor, p: ApgdParams) -> Result<Tensor> {
+    p.check()?;
+    let labels = check_batch(x, y)?;
+    let x = x.f_detach()?;
+    if x.numel() == 0 {
+        return Ok(x.f_detach_copy()?);
+    }
+    let clean = tch::no_grad(|| checked_logits(model, &x))?;
+    check_label_range(&labels, &clean)?;
+    let classes = num_classes(&clean);
+    if p.targeted && p.n_target_classes > classes - 1 {
+        return Err(LfrError::InvalidArgument(format!(
+            "n_target_classes must be at most classes - 1 = {}, got {}",
+            classes - 1,
+            p.n_target_classes
+        )));
+    }
+    let mut out = x.f_detach_copy()?;
+    let mut robust = predict(&clean)?.f_eq_tensor(&labels)?;
+    let ranks: Vec<Option<i64>> = if p.targeted { (2..p.n_target_classes + 2).map(Some).collect() } else { vec![None] };
+    tch::with_grad(|| {
+        for rank in ranks {
+            let targets = rank.map(|r| ranked_class(&clean, r)).transpose()?;
+            for _ in 0..p.restarts {
+                let todo = robust.f_nonzero()?.f_squeeze_dim(1)?;
+                if todo.numel() == 0 {
+                    return Ok(out.shallow_clone());
+                }
+                let xs = x.f_index_select(0, &todo)?;
+                let ys = labels.f_index_select(0, &todo)?;
+                let ts = targets.as_ref().map(|t| t.f_index_select(0, &todo)).transpose()?;
+                let (fooled, adv) = single_run(model, &xs, &ys, ts.as_ref(), &p)?;
+                let rows = fooled.f_nonzero()?.f_squeeze_dim(1)?;
+                if rows.numel() > 0 {
+                    let at = todo.f_index_select(0, &rows)?;
+                    out = out.f_index_copy(0, &at, &adv.f_index_select(0, &rows)?)?;
+                    robust = robust.f_index_fill(0, &at, 0)?;
+                }
+            }
+        }
+        Ok(out.shallow_clone())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_matches_autoattack() {
+        let p = ApgdParams {
+            eps: 0.3,
+            steps: 100,
+            norm: Norm::Linf,
+            loss: ApgdLoss::Ce,
+            targeted: false,
+            n_target_classes: 9,
+            restarts: 1,
+            rho: 0.75,
+        };
+        assert_eq!(p.schedule(), (22, 6, 3));
+        assert_eq!(ApgdParams { steps: 3, ..p }.schedule(), (1, 1, 1));
+        assert!(ApgdLoss::parse("margin").unwrap_err().to_string().contains("dlr"));
+        assert!(ApgdParams { rho: 0.0, ..p }.check().is_err());
+    }
+
+    #[test]
+    fn linear_model_is_fooled_inside_the_ball() {
+        // logits = [x_0 - x_1, 0, x_1 - x_0]: class 0 until x_1 > x_0.
+        let w = Tensor::from_slice(&[1.0f64, -1.0, 0.0, 0.0, -1.0, 1.0]).reshape([3, 2]);
+        let model = move |x: &Tensor| -> Result<Tensor> { Ok(x.f_matmul(&w.f_transpose(0, 1)?)?) };
+        let x = Tensor::from_slice(&[0.55f64, 0.45, 0.9, 0.1]).reshape([2, 2]);
+        let y = Tensor::from_slice(&[0i64, 0]);
+        for norm in [Norm::Linf, Norm::L2] {
+            let p = ApgdParams {
+                eps: 0.2,
+                steps: 10,
+                norm,
+                loss: ApgdLoss::Dlr,
+                targeted: false,
+                n_target_classes: 1,
+                restarts: 1,
+                rho: 0.75,
+            };
+            let adv = apgd(&model, &x, &y, p).unwrap();
+            let d = (&adv - &x).abs().max().double_value(&[]);
+            assert!(d <= 0.2 + 1e-12);
+            let pred = Vec::<i64>::try_from(adv.f_matmul(&Tensor::from_slice(&[1.0f64, -1.0]).reshape([2, 1])).unwrap().lt(0.0).to_kind(Kind::Int64).reshape([-1])).unwrap();
+            assert_eq!(pred, vec![1, 0], "{norm:?}: the close point is fooled, the far one is not");
+        }
+    }
+}
