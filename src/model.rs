@@ -211,7 +211,7 @@ mod tests {
             }
         }
         let x = Tensor::ones([2, 3], (Kind::Float, Device::Cpu));
-        CheckedModel::new(&Editing, None).unwrap().logits(&x).unwrap();
+        let _ = CheckedModel::new(&Editing, None).unwrap().logits(&x).unwrap();
         assert_eq!(x.sum(Kind::Float).double_value(&[]), 6.0);
 
         struct Interrupted;
