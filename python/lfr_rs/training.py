@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lfr_rs import __version__
+from lfr_rs._checks import check_pair
 from lfr_rs.data import load_fashion_mnist, load_mnist
 from lfr_rs.evaluate import evaluate
 from lfr_rs.losses import Defense, Method, make_method
@@ -256,6 +257,7 @@ def train_epoch(
 ) -> Dict[str, float]:
     """One pass over ``inputs[order]`` in batches. Returns the mean loss and the
     clean accuracy on the training batches (eval mode, before each step)."""
+    check_pair(inputs, labels)
     order = torch.arange(len(inputs)) if order is None else order
     total, correct, seen = 0.0, 0, 0
     bar = tqdm(order.split(batch_size), desc=desc, disable=None if progress is None else not progress, leave=False)
