@@ -53,7 +53,7 @@ def test_paper_protocol_matches_reference_attack_by_attack(trained_cnn, batch):
     for key in ("clean", "fgsm", "pgd", "mifgsm", "ddn"):
         assert ours[key] == want[key], key
     assert ours["worst"] <= min(ours[k] for k in ("fgsm", "pgd", "mifgsm", "ddn"))
-    # the protocol counts attacked inputs classified correctly, clean or not
+    # evaluate(protocol="paper") is this protocol
     assert evaluate(trained_cnn, x[:4], y[:4], protocol="paper", attacks=("fgsm",))["protocol"] == "paper"
 
 
