@@ -25,6 +25,7 @@ import torch
 
 from lfr_rs import LfrError, __version__, distributed
 from lfr_rs._typing import Hvp
+from lfr_rs._typing import Protocol
 from lfr_rs.data import DEBIAN_FASHION_MNIST
 from lfr_rs.evaluate import ATTACKS, evaluate, format_table
 from lfr_rs.losses import METHODS, method_options
@@ -184,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ddn-steps", type=_pos_int, metavar="N", help="(default: --steps)")
     e.add_argument("--batch-size", type=_pos_int, metavar="N", help="attack batch size (default: evaluate()'s)")
     e.add_argument("--name", help="row label (default: the method's name)")
+    e.add_argument("--protocol", choices=get_args(Protocol),
+                   help="paper: the authors' MNIST_eval.py; strong: APGD-CE/APGD-T/Square cascade with the "
+                        "gradient-masking checks; both (default: lfr-rs' harness, --attacks)")
     _add_common(e)
     e.set_defaults(run=_run_eval, subparser=e)
 
@@ -235,7 +239,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _evaluate_checkpoint(
     path: Path, *, n: Optional[int], attacks: Sequence[str], data_root: Optional[Path], device: str,
     eps: float, alpha: float, steps: int, ddn_steps: Optional[int], batch_size: Optional[int], progress: Optional[bool],
-    name: Optional[str], json_path: Path,
+    name: Optional[str], json_path: Path, protocol: Optional[str] = None,
 ) -> Dict[str, Any]:
     if not path.is_file():
         raise _UsageError(f"no checkpoint at {path}" if not path.is_dir() else f"{path} is a directory, not a checkpoint")
@@ -258,16 +262,26 @@ def _evaluate_checkpoint(
     # under torchrun each rank attacks its share of the images; the counts are summed exactly
     results = distributed.evaluate_sharded(
         evaluate, model, x.to(device), y.to(device), attacks=attacks, eps=eps, alpha=alpha, steps=steps,
-        ddn_steps=ddn_steps, progress=progress if main else False, **extra,
+        ddn_steps=ddn_steps, progress=progress if main else False, protocol=protocol, **extra,
     )
     title = name or METHODS[config.method].title
     record = {"checkpoint": str(path), "defense": title, "method": config.method, "epoch": state["epoch"],
               "dataset": config.dataset, "split": split, "world_size": distributed.world_size(), "results": results}
     if main:
-        print(format_table({title: results}))
+        print(_format_results(title, protocol, results))
         write_json(json_path, record)
         print(f"results: {json_path}")
     return record
+
+
+def _format_results(title: str, protocol: Optional[str], results: Dict[str, Any]) -> str:
+    from lfr_rs.evaluation import format_paper_table, format_strong_table
+
+    if protocol is None:
+        return format_table({title: results})
+    parts = {"paper": results} if protocol == "paper" else {"strong": results} if protocol == "strong" else results
+    return "\n\n".join(format_paper_table({title: r}) if p == "paper" else format_strong_table(title, r)
+                        for p, r in parts.items())
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -275,6 +289,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         args.checkpoint, n=args.n, attacks=args.attacks, data_root=args.data_root, device=args.device,
         eps=args.eps, alpha=args.alpha, steps=args.steps, ddn_steps=args.ddn_steps, batch_size=args.batch_size,
         progress=args.progress, name=args.name, json_path=args.json or args.checkpoint.with_suffix(".eval.json"),
+        protocol=args.protocol,
     )
     return 0
 

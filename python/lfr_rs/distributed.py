@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from lfr_rs._checks import check_pair
+
 __all__ = [
     "all_sum",
     "backend",
@@ -154,8 +156,7 @@ def evaluate_sharded(evaluate: Callable[..., Dict[str, Any]], model: Any, inputs
     combined the same way. ``ddn_median_l2`` cannot be combined from per-rank
     medians: it is the median of the rank medians, and ``ddn_median_l2_per_rank``
     lists them."""
-    if len(inputs) != len(labels):
-        raise ValueError(f"inputs and labels have different lengths: {len(inputs)} and {len(labels)}")
+    check_pair(inputs, labels)
     if world_size() == 1:
         return evaluate(model, inputs, labels, **kwargs)
     x, y = shard(inputs, labels)

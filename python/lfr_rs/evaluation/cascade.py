@@ -20,7 +20,7 @@ from lfr_rs._typing import CascadeAttack, Norm
 from lfr_rs.attacks import apgd, square
 from lfr_rs.evaluation.counting import PassCounter
 
-__all__ = ["AttackStats", "CASCADE_ATTACKS", "RobustAccuracy", "robust_accuracy"]
+__all__ = ["AttackStats", "CASCADE_ATTACKS", "RobustAccuracy", "format_strong_table", "robust_accuracy"]
 
 CASCADE_ATTACKS: Tuple[CascadeAttack, ...] = get_args(CascadeAttack)
 Model = Callable[[Tensor], Tensor]
@@ -186,3 +186,19 @@ def robust_accuracy(
         result.masking = masking_report(model, inputs, labels, eps=eps, norm=norm, cascade=result,
                                         batch_size=batch_size, progress=progress)
     return result
+
+
+def format_strong_table(name: str, summary: Dict[str, Any]) -> str:
+    """The cascade of one model (``RobustAccuracy.summary()``) as a table."""
+    lines = [
+        f"{name}: strong evaluation (cascade) at eps={summary['eps']} ({summary['norm']}), n={summary['n']}: "
+        f"clean {100 * summary['clean']:.2f}%, worst case {100 * summary['worst']:.2f}%",
+        "| attack | robust accuracy after | fooled | attacked | seconds | forward | backward |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for attack, s in summary["attacks"].items():
+        lines.append(f"| {attack} | {100 * s['accuracy']:.2f}% | {s['fooled']} | {s['attacked']} | {s['seconds']:.1f} "
+                     f"| {s['forward']} | {s['backward']} |")
+    for message in summary.get("masking", {}).get("warnings", []):
+        lines.append(f"GradientMaskingWarning: {message}")
+    return "\n".join(lines)

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lfr_rs import LfrError, __version__
+from lfr_rs._checks import check_pair
 from lfr_rs import distributed as dist_
 from lfr_rs.losses import Defense, make_method
 from lfr_rs.training.checkpoint import CHECKPOINT, LOG, PathLike, load_checkpoint, save_checkpoint, write_json
@@ -178,8 +179,7 @@ def train_epoch(
     """One pass over ``inputs[order]`` in batches, in this process. Returns the
     mean loss and the clean accuracy on the training batches (eval mode, before
     each step)."""
-    if len(inputs) != len(labels):
-        raise ValueError(f"inputs and labels have different lengths: {len(inputs)} and {len(labels)}")
+    check_pair(inputs, labels)
     order = torch.arange(len(inputs)) if order is None else order
     batches = [(inputs[i], labels[i]) for i in (idx.to(inputs.device) for idx in order.split(batch_size))]
     stats, _ = _run_epoch(model, model, method, optimizer, batches, None, progress, desc)
