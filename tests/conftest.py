@@ -112,3 +112,12 @@ def perturbed_cnn64(default_cnn64):
             scale = 0.5 * p.pow(2).mean().sqrt() + 0.01
             p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
     return model
+
+
+@pytest.fixture
+def cuda():
+    """The CUDA device; tests that use it are marked ``gpu`` and skip without one
+    (scripts/gpu_check.sh runs them on the GPU machine)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    return torch.device("cuda")
