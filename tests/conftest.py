@@ -4,6 +4,7 @@ Everything runs on CPU from local files; nothing is downloaded.
 """
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from lfr_rs.data import load_mnist
 from lfr_rs.models import SmallCNN
 
-MNIST_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
+MNIST_ROOT = Path(os.environ.get("LFR_MNIST_ROOT") or Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist")
 
 
 def pytest_addoption(parser):
