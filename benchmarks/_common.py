@@ -47,6 +47,7 @@ def add_common_args(parser: argparse.ArgumentParser, *, default_json: str, quick
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test only")
     parser.add_argument("--json", default=None, help=f"where to write the results (default {default_json})")
+    parser.add_argument("--device", default="cpu", help="device of the model and batch, e.g. cuda (default cpu)")
     parser.set_defaults(_json_defaults=(default_json, quick_json))
 
 
@@ -79,6 +80,28 @@ def _git(*args: str) -> Optional[str]:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
+
+
+def device_info(device: str) -> Dict[str, Any]:
+    """The device the figures were measured on, by name."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return {"device": str(dev), "device_name": _cpu_model()}
+    props = torch.cuda.get_device_properties(dev)
+    return {"device": str(dev), "device_name": torch.cuda.get_device_name(dev), "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(), "gpu_memory_gib": props.total_memory / 2**30,
+            "gpu_sm_count": props.multi_processor_count}
+
+
+def held_out_batch(images: torch.Tensor, labels: torch.Tensor, n_train: int, batch: int,
+                   device: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` held-out images (index ``n_train`` on) on ``device``; a batch
+    larger than the held-out set repeats it (to fill a GPU)."""
+    x, y = images[n_train:], labels[n_train:]
+    if batch > len(y):
+        reps = -(-batch // len(y))
+        x, y = x.repeat(reps, 1, 1, 1), y.repeat(reps)
+    return x[:batch].contiguous().to(device), y[:batch].contiguous().to(device)
 
 
 def env_info() -> Dict[str, Any]:
@@ -178,6 +201,12 @@ def floor_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: in
     return run
 
 
+def _sync() -> None:
+    """Waits for queued CUDA work, so a timing covers it (no-op on CPU runs)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def time_interleaved(
     fns: Dict[str, Callable[[], Any]], repeats: int
 ) -> Tuple[Dict[str, List[float]], Dict[str, Any]]:
@@ -190,8 +219,10 @@ def time_interleaved(
     for r in range(repeats):
         k = r % len(names)
         for name in names[k:] + names[:k]:
+            _sync()
             t0 = time.perf_counter()
             fns[name]()
+            _sync()
             times[name].append(time.perf_counter() - t0)
     return times, outputs
 

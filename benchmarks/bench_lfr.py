@@ -32,7 +32,9 @@ import torch.nn.functional as F
 import lfr_rs
 from _common import (  # the script's folder is on sys.path
     add_common_args,
+    device_info,
     env_info,
+    held_out_batch,
     json_path,
     load_mnist_test,
     markdown_table,
@@ -102,7 +104,8 @@ def measure(args: argparse.Namespace, tuned: bool) -> Dict[str, Any]:
     n_train = 1000 if args.quick else N_TRAIN
     model, clean = train_standard_model(images, labels, n_train=n_train, epochs=1 if args.quick else 2,
                                         seed=args.seed)
-    x, y = images[n_train:n_train + args.batch].contiguous(), labels[n_train:n_train + args.batch].contiguous()
+    model = model.to(args.device)
+    x, y = held_out_batch(images, labels, n_train, args.batch, args.device)
     k = args.steps
 
     def rs(hvp: str) -> Callable[..., torch.Tensor]:
@@ -124,7 +127,7 @@ def measure(args: argparse.Namespace, tuned: bool) -> Dict[str, Any]:
     times, _ = time_interleaved(fns, args.repeats)
     return {"malloc": "tuned" if tuned else "default", "tune_malloc_ok": malloc_ok, "threads": threads,
             "clean_acc_heldout": clean, "batch": len(y), "steps": k, "fd_step": args.fd_step,
-            "exact_vs_pytorch_max_param_diff": max_diff, "env": env_info(),
+            "exact_vs_pytorch_max_param_diff": max_diff, "env": {**env_info(), **device_info(args.device)},
             "sides": {name: summary(t, 1) for name, t in times.items()}}
 
 
@@ -156,7 +159,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
 
     base = ["--batch", str(args.batch), "--repeats", str(args.repeats), "--steps", str(args.steps),
-            "--fd-step", str(args.fd_step), "--seed", str(args.seed), "--data", args.data]
+            "--fd-step", str(args.fd_step), "--seed", str(args.seed), "--data", args.data, "--device", args.device]
     base += (["--threads", str(args.threads)] if args.threads else []) + (["--quick"] if args.quick else [])
     modes = ["default", "tuned"] if args.malloc == "both" else [args.malloc]
     results = [run_child(base, m) for m in modes]
@@ -168,7 +171,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                      s["PyTorch"] / s["lfr-rs exact"], s["lfr-rs exact"] / s["lfr-rs fd"],
                      s["lfr-rs exact"] / s["floor"]])
     r0 = results[0]
-    print(f"\nOne LFR training step, SmallCNN, batch {r0['batch']}, {r0['steps']} inner steps, "
+    print(f"\nOne LFR training step, SmallCNN, batch {r0['batch']}, {r0['env']['device_name']}, {r0['steps']} inner steps, "
           f"{r0['threads']} threads, median of {args.repeats}, ms\n")
     print(markdown_table(["malloc", "lfr-rs exact", "lfr-rs fd", "PyTorch", "floor (inner only)",
                           "PyTorch/exact", "exact/fd", "exact/floor"], rows))

@@ -16,3 +16,14 @@ echo "== stubtest"
 python -m mypy.stubtest lfr_rs._native --allowlist .stubtest-allowlist
 echo "== pytest"
 python -m pytest -q "$@"
+
+# A second torch (2.11.0: build, kernel tests, a real mismatched import) and the
+# packaging (wheel and sdist into fresh venvs). LFR_TEST_VARIANTS=0 skips both.
+if [ "${LFR_TEST_VARIANTS:-1}" != 0 ]; then
+    t_variants=$SECONDS
+    echo "== torch 2.11.0 variant"
+    bash scripts/test_torch_variant.sh 2.11.0
+    echo "== wheel and sdist"
+    bash scripts/package_check.sh 2.13.0
+    echo "== second torch + packaging: $((SECONDS - t_variants)) s"
+fi

@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from lfr_rs.data import load_mnist
 from lfr_rs.models import SmallCNN
 
-MNIST_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
-MNIST_ROOT = Path(os.environ.get("LFR_MNIST_ROOT", MNIST_ROOT))  # worktrees sit deeper than ../shared
+MNIST_ROOT = Path(os.environ.get("LFR_MNIST_ROOT") or Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist")
 
 
 def pytest_addoption(parser):
@@ -114,3 +113,12 @@ def perturbed_cnn64(default_cnn64):
             scale = 0.5 * p.pow(2).mean().sqrt() + 0.01
             p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
     return model
+
+
+@pytest.fixture
+def cuda():
+    """The CUDA device; tests that use it are marked ``gpu`` and skip without one
+    (scripts/gpu_check.sh runs them on the GPU machine)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    return torch.device("cuda")

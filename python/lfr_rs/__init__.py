@@ -6,6 +6,12 @@ Conventions: models return ``(N, C)`` logits; inputs are floating tensors in
 
 import torch as _torch  # noqa: F401  (libtorch must be initialised before the native module)
 
+from lfr_rs._torch_check import check as _check_torch
+
+_check_torch(_torch.__version__)  # a clear ImportError instead of an undefined symbol under another torch
+
+from lfr_rs._native import __torch_version__  # noqa: E402  (the torch release the extension was built against)
+
 from lfr_rs._native import __version__, tune_malloc
 from lfr_rs.attacks import ddn, fgsm, mifgsm, pgd
 from lfr_rs.exceptions import DeviceError, LfrError, ShapeError, TorchError
@@ -26,6 +32,7 @@ __all__ = [
     "ShapeError",
     "TorchError",
     "__version__",
+    "__torch_version__",
     "ddn",
     "fgsm",
     "flatness_grad",

@@ -5,6 +5,7 @@ import torch
 from lfr_rs._typing import ApgdLoss, Hvp, Loss, Norm, Start, SurfaceKind
 
 __version__: str
+__torch_version__: str
 
 _Model = Callable[[torch.Tensor], torch.Tensor]
 

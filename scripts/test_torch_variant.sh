@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Builds and tests lfr-rs against a second PyTorch (default 2.11.0), beside the
+# 2.13.0 of scripts/setup.sh: CI calls it from scripts/test.sh.
+#
+#   bash scripts/test_torch_variant.sh [2.11.0]
+#
+# 1. .venv-torch<X.Y>: a venv (Python 3.12 where pyenv has it, the GPU
+#    machine's Python) with only that torch, the build and the test tools;
+# 2. builds the wheel with that venv's pip, *without activating it*
+#    (`venv/bin/pip wheel --no-build-isolation .`): the build backend picks
+#    variants/torch-<X.Y>/Cargo.toml and that venv's torch;
+# 3. installs the wheel there and runs the kernel tests against it;
+# 4. loads that build under the 2.13 venv (a real mismatch): it must raise the
+#    ImportError that names both versions.
+# The wheel stays in dist/torch-<X.Y>/, where scripts/gpu_check.sh packs it from.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TORCH=${1:-2.11.0}
+MINOR=${TORCH%.*}
+VENV=.venv-torch$MINOR
+DIST=dist/torch-$MINOR
+PY=${LFR_VARIANT_PYTHON:-$(command -v python3.12 || command -v python3)}
+t0=$SECONDS
+
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH')" 2>/dev/null; then
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q "torch==$TORCH" "maturin>=1.5,<2" numpy tqdm pytest pytest-timeout scipy
+"$VENV/bin/python" -m pip install -q --no-deps "torchattacks==3.5.1"
+echo "== torch $TORCH venv ready ($((SECONDS - t0)) s)"
+
+t1=$SECONDS
+rm -rf "$DIST"
+# Not activated on purpose: the backend must find this venv's torch by itself.
+env -u VIRTUAL_ENV CARGO_TARGET_DIR="$PWD/target/torch-$MINOR" \
+    "$VENV/bin/pip" wheel -q --no-build-isolation --no-deps -w "$DIST" .
+"$VENV/bin/pip" install -q --no-deps --force-reinstall "$DIST"/lfr_rs-*.whl
+echo "== built and installed the torch $TORCH wheel ($((SECONDS - t1)) s)"
+
+t2=$SECONDS
+TORCH_LIB=$("$VENV/bin/python" -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
+# Run from the tests' folder so the installed package, not ./python, is imported.
+(cd tests && LD_LIBRARY_PATH="$TORCH_LIB" "../$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+    --rootdir=.. -c ../pyproject.toml \
+    test_attacks.py test_errors.py test_penalty.py test_lfr.py test_regularizer_kernels.py test_losses.py \
+    test_packaging.py test_reference_attacks.py test_gpu.py)
+echo "== kernel tests against torch $TORCH ($((SECONDS - t2)) s)"
+
+# A real mismatch: the torch-$TORCH build under the 2.13 venv.
+if [ -x .venv/bin/python ] && [ "$MINOR" != 2.13 ]; then
+    site=$(mktemp -d)
+    (cd "$site" && "$OLDPWD/$VENV/bin/python" -m zipfile -e "$OLDPWD/$DIST"/lfr_rs-*.whl .)
+    out=$(cd /tmp && PYTHONPATH="$site" "$OLDPWD/.venv/bin/python" -c "import lfr_rs" 2>&1 || true)
+    rm -rf "$site"
+    if ! grep -q "ImportError: lfr_rs was compiled against torch $TORCH" <<<"$out" \
+        || ! grep -q "but torch 2.13" <<<"$out" || ! grep -q -- "--no-build-isolation" <<<"$out"; then
+        echo "error: importing the torch $TORCH build under torch 2.13 did not raise the expected ImportError:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    echo "== a torch $TORCH build under torch 2.13 raises: $(grep ImportError <<<"$out")"
+fi
+echo "== torch $TORCH variant: $((SECONDS - t0)) s in all"

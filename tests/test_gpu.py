@@ -1,0 +1,157 @@
+"""Every kernel on CUDA tensors (run by scripts/gpu_check.sh on the GPU machine;
+skipped without a CUDA device).
+
+* CPU-vs-CUDA agreement: each kernel runs on the same float64 model and images
+  on both devices, with no random start, and the results must agree to float64
+  rounding (float64 so that a sign step never flips on a last-bit difference);
+  the penalty is also compared in float32.
+* Parity on CUDA with torchattacks 3.5.1 when it is importable there, else with
+  the plain-PyTorch references in ``tests/reference/`` (checked against
+  torchattacks on the CPU by ``tests/test_reference_attacks.py``).
+"""
+
+import copy
+
+import pytest
+import torch
+from reference import attacks as ref_attacks
+from reference import inner as ref_inner
+
+import lfr_rs
+
+pytestmark = pytest.mark.gpu
+
+try:
+    import torchattacks
+except ImportError:  # the GPU machine may not have it: fall back to the references
+    torchattacks = None
+
+# name -> kernel(model, x, y) with every random choice switched off
+KERNELS = {
+    "fgsm": lambda m, x, y: lfr_rs.fgsm(m, x, y, eps=0.1),
+    "pgd-linf": lambda m, x, y: lfr_rs.pgd(m, x, y, eps=0.2, alpha=0.02, steps=5, random_start=False),
+    "pgd-l2": lambda m, x, y: lfr_rs.pgd(m, x, y, eps=2.0, alpha=0.25, steps=5, random_start=False, norm="l2"),
+    "pgd-margin-keep-best": lambda m, x, y: lfr_rs.pgd(
+        m, x, y, eps=0.2, alpha=0.02, steps=5, random_start=False, loss="margin", keep_best=True
+    ),
+    "mifgsm": lambda m, x, y: lfr_rs.mifgsm(m, x, y, eps=0.2, alpha=0.02, steps=5),
+    "ddn": lambda m, x, y: lfr_rs.ddn(m, x, y, steps=10),
+    "grad_norm_penalty": lambda m, x, y: lfr_rs.grad_norm_penalty(m, x, y),
+    "lfr_perturb-exact": lambda m, x, y: lfr_rs.lfr_perturb(m, x, y, eps=0.1, alpha=0.02, steps=3, random_start=False),
+    "lfr_perturb-fd": lambda m, x, y: lfr_rs.lfr_perturb(
+        m, x, y, eps=0.1, alpha=0.02, steps=3, random_start=False, hvp="fd"
+    ),
+    "local_flatness": lambda m, x, y: lfr_rs.local_flatness(m, x, y, eps=0.1, alpha=0.02, steps=3, random_start=False),
+    "flatness_grad": lambda m, x, y: lfr_rs.flatness_grad(m, x, y),
+    "llr_perturb": lambda m, x, y: lfr_rs.llr_perturb(m, x, y, eps=0.1, alpha=0.02, steps=3, random_start=False),
+}
+
+
+def _to(value, device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    return tuple(_to(v, device) for v in value)
+
+
+@pytest.fixture(autouse=True)
+def deterministic_cudnn():
+    # cuDNN's fastest convolution backward sums in a varying order; parity needs a fixed one.
+    old = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    yield
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_cuda_matches_cpu_float64(cuda, perturbed_cnn64, images64, name):
+    x, y = images64
+    got = KERNELS[name](copy.deepcopy(perturbed_cnn64).to(cuda), x.to(cuda), y.to(cuda))
+    want = KERNELS[name](perturbed_cnn64, x, y)
+    got, want = (t if isinstance(t, tuple) else (t,) for t in (got, want))
+    for g, w in zip(got, want, strict=True):
+        assert g.device.type == "cuda" and g.dtype == w.dtype and g.shape == w.shape
+        torch.testing.assert_close(g.cpu(), w, rtol=1e-9, atol=1e-9)
+
+
+def test_penalty_cuda_matches_cpu_float32(cuda, trained_cnn, batch):
+    x, y = batch
+    model = copy.deepcopy(trained_cnn).to(cuda)
+    got = lfr_rs.grad_norm_penalty(model, x.to(cuda), y.to(cuda))
+    want = lfr_rs.grad_norm_penalty(trained_cnn, x, y)
+    torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_penalty_is_differentiable_on_cuda(cuda, trained_cnn, batch):
+    x, y = batch
+    model = copy.deepcopy(trained_cnn).to(cuda)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    lfr_rs.grad_norm_penalty(model, x.to(cuda), y.to(cuda)).mean().backward()
+    assert all(p.grad is not None and p.grad.device.type == "cuda" for p in model.parameters())
+
+
+def _parity_attacks(model):
+    """name -> (lfr-rs attack, the same attack from torchattacks or the references)."""
+    ours = {
+        "fgsm": lambda x, y: lfr_rs.fgsm(model, x, y, eps=0.1),
+        "pgd": lambda x, y: lfr_rs.pgd(model, x, y, eps=0.2, alpha=0.02, steps=5, random_start=False),
+        "pgdl2": lambda x, y: lfr_rs.pgd(model, x, y, eps=2.0, alpha=0.25, steps=5, random_start=False, norm="l2"),
+        "mifgsm": lambda x, y: lfr_rs.mifgsm(model, x, y, eps=0.2, alpha=0.02, steps=5, decay=1.0),
+    }
+    if torchattacks is not None:
+        theirs = {
+            "fgsm": torchattacks.FGSM(model, eps=0.1),
+            "pgd": torchattacks.PGD(model, eps=0.2, alpha=0.02, steps=5, random_start=False),
+            "pgdl2": torchattacks.PGDL2(model, eps=2.0, alpha=0.25, steps=5, random_start=False),
+            "mifgsm": torchattacks.MIFGSM(model, eps=0.2, alpha=0.02, steps=5, decay=1.0),
+        }
+    else:
+        theirs = {
+            "fgsm": lambda x, y: ref_attacks.fgsm(model, x, y, eps=0.1),
+            "pgd": lambda x, y: ref_attacks.pgd(model, x, y, eps=0.2, alpha=0.02, steps=5),
+            "pgdl2": lambda x, y: ref_attacks.pgd_l2(model, x, y, eps=2.0, alpha=0.25, steps=5),
+            "mifgsm": lambda x, y: ref_attacks.mifgsm(model, x, y, eps=0.2, alpha=0.02, steps=5, decay=1.0),
+        }
+    return {k: (ours[k], theirs[k]) for k in ours}
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "pgdl2", "mifgsm"])
+def test_parity_on_cuda(cuda, trained_cnn, batch, name):
+    model = copy.deepcopy(trained_cnn).to(cuda)
+    x, y = _to(batch, cuda)
+    ours, theirs = _parity_attacks(model)[name]
+    got, want = ours(x, y), theirs(x, y)
+    assert got.device.type == "cuda" and not torch.equal(got, x)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def test_trades_on_cuda_matches_reference(cuda, trained_cnn, batch):
+    model = copy.deepcopy(trained_cnn).to(cuda)
+    x = batch[0][:32].to(cuda)
+    torch.manual_seed(3)
+    got = lfr_rs.trades_perturb(model, x, eps=0.1, alpha=0.02, steps=5)
+    torch.manual_seed(3)
+    want = ref_inner.trades_perturb(model, x, eps=0.1, alpha=0.02, steps=5)
+    assert got.device.type == "cuda"
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def test_random_start_stays_on_cuda_and_in_ball(cuda, trained_cnn, batch):
+    model = copy.deepcopy(trained_cnn).to(cuda)
+    x, y = _to(batch, cuda)
+    for adv in (
+        lfr_rs.pgd(model, x, y, eps=0.3, alpha=0.01, steps=10),
+        lfr_rs.lfr_perturb(model, x, y, eps=0.3, alpha=0.01, steps=3),
+        lfr_rs.llr_perturb(model, x, y, eps=0.3, alpha=0.01, steps=3),
+    ):
+        assert adv.device == x.device
+        assert float((adv - x).abs().max()) <= 0.3 + 1e-6
+        assert float(adv.min()) >= 0 and float(adv.max()) <= 1
+
+
+def test_cpu_inputs_with_cuda_model_raise(cuda, trained_cnn, batch):
+    model = copy.deepcopy(trained_cnn).to(cuda)
+    x, y = batch
+    # an Exception (a pyo3 PanicException is only a BaseException), from torch or lfr-rs, naming devices
+    with pytest.raises(Exception, match="(?i)device|cuda"):
+        lfr_rs.pgd(model, x, y, eps=0.1, alpha=0.01, steps=2)
