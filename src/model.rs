@@ -183,12 +183,12 @@ mod tests {
         let labels = Tensor::from_slice(&[0i64, 2]);
         let checked = CheckedModel::new(&model, Some(&labels)).unwrap();
         for _ in 0..5 {
-            checked.logits(&x).unwrap();
+            let _ = checked.logits(&x).unwrap();
         }
         let err = checked.finish(Ok(())).unwrap_err();
         assert!(err.to_string().contains("non-finite"), "{err}");
         let clean = CheckedModel::new(&model, Some(&labels)).unwrap();
-        clean.logits(&x).unwrap();
+        let _ = clean.logits(&x).unwrap();
         assert!(clean.finish(Ok(())).is_ok());
     }
 
