@@ -76,22 +76,6 @@ def test_resnet18_trains_on_random_32x32_and_nothing_else_changes():
     assert model(x).shape == (16, 10)
 
 
-def test_resnet18_shapes_and_bad_width():
-    assert ResNet18(num_channels=1, num_classes=7, width=2)(torch.rand(3, 1, 32, 32)).shape == (3, 7)
-    with pytest.raises(ValueError, match="width"):
-        ResNet18(width=0)
-
-
-def test_smallcnn_accepts_channels_last():
-    """Issue 11, item 7: ``.view`` failed on channels_last inputs with more than one channel."""
-    model = SmallCNN(num_channels=3, zero_init_last=False).eval()
-    x = torch.rand(4, 3, 28, 28)
-    expected = model(x)
-    torch.testing.assert_close(model(x.to(memory_format=torch.channels_last)), expected)
-    torch.testing.assert_close(model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last)),
-                               expected)
-
-
 def _loader(seed):
     g = torch.Generator().manual_seed(42)
     x, y = torch.rand(40, 1, 8, 8, generator=g), torch.randint(0, 3, (40,), generator=g)

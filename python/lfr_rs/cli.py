@@ -30,6 +30,7 @@ from lfr_rs.data import DEBIAN_FASHION_MNIST
 from lfr_rs.evaluate import ATTACKS, evaluate, format_table
 from lfr_rs.losses import METHODS, method_options
 from lfr_rs.training import (
+    CHECKPOINT,
     Dataset,
     Split,
     TrainConfig,
@@ -302,10 +303,10 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     config = TrainConfig(method="standard", dataset="fashion-mnist", data_root=str(Path(root).resolve()),
                          subset=args.subset, epochs=1, device=args.device)
     print(f"1/2 standard training of SmallCNN on Fashion-MNIST ({args.subset or 'all'} images, 1 epoch) -> {args.out}")
-    result = train(config, args.out, resume=True, progress=args.progress)
+    train(config, args.out, resume=True, progress=args.progress)
     print(f"2/2 clean / FGSM / PGD-40 / MI-FGSM / DDN on the first {args.n} test images")
     _evaluate_checkpoint(
-        result.checkpoint, n=args.n, attacks=ATTACKS, data_root=None, device=args.device, batch_size=None,
+        args.out / CHECKPOINT, n=args.n, attacks=ATTACKS, data_root=None, device=args.device, batch_size=None,
         progress=args.progress, name=None, json_path=args.out / "eval.json", ddn_steps=None, **_EVAL_DEFAULTS,
     )
     return 0

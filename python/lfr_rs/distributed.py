@@ -49,9 +49,10 @@ def init_from_env(device: Union[str, torch.device, None] = None) -> bool:
         return False
     if not dist.is_available():
         raise RuntimeError("this torch build has no torch.distributed, but WORLD_SIZE is set (torchrun?)")
-    cuda = device is not None and torch.device(device).type == "cuda"
-    if cuda:
-        torch.cuda.set_device(local_device(device))
+    dev = None if device is None else torch.device(device)
+    cuda = dev is not None and dev.type == "cuda"
+    if dev is not None and cuda:
+        torch.cuda.set_device(local_device(dev))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
     return True
 

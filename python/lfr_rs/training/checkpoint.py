@@ -3,7 +3,7 @@
 A checkpoint file is ``torch.save({"format": 2, "sha256": HEX, "payload": BYTES})``
 where ``payload`` (a uint8 tensor) holds the ``torch.save`` serialization of the
 training state and ``HEX`` its SHA-256. :func:`load_checkpoint` checks the digest before it
-unpickles anything (with ``weights_only=True``), so a flipped byte is an error,
+unpickles the state (both loads use ``weights_only=True``), so a flipped byte is an error,
 never a silently different model. Files written before the digest existed
 (format 1: the state itself) still load, unchecked.
 """

@@ -18,7 +18,8 @@ from lfr_rs.evaluate import evaluate
 from lfr_rs.models import SmallCNN
 from lfr_rs.training.checkpoint import PathLike
 from lfr_rs.training.config import TrainConfig, load_data
-from lfr_rs.training.loop import FitResult, TensorBatches, fit
+from lfr_rs.training.fit import FitResult, fit
+from lfr_rs.training.loop import TensorBatches
 
 __all__ = ["TrainResult", "train"]
 
