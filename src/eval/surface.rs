@@ -1,5 +1,6 @@
 //! Decision and loss surfaces (Fig. 1 and Fig. 2 of Local Flatness
-//! Regularization; the plotting method of Liu et al., 2017, arXiv:1611.02770):
+//! Regularization; the plotting method of Yu et al., "Interpreting and evaluating
+//! neural network robustness", IJCAI 2019):
 //! the model evaluated on the plane `x + a u + b v` spanned by two directions,
 //! and the paper's pair of directions.
 use crate::attacks::Objective;
