@@ -5,6 +5,7 @@ The notebooks run in order in one temporary work directory, so 03 reuses the
 models 02 trained. Each has a wall-clock limit; notebook 01 needs the MNIST
 test set at ../shared/data/mnist (or $LFR_SHARED_DIR/data/mnist)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -49,8 +50,6 @@ def test_notebook_executes(notebook, workdir):
 
 
 def test_notebooks_are_committed_without_outputs():
-    import json
-
     for path in NOTEBOOKS:
         for cell in json.loads(path.read_text())["cells"]:
             if cell["cell_type"] == "code":
