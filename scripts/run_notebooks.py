@@ -9,7 +9,7 @@ out as in the repository, ``WORKDIR/repo/notebooks/``, beside
 ``WORKDIR/shared`` (a link to the shared folder, default: the repository's
 ``../shared``), so the notebooks' relative data paths resolve and nothing is
 written into the checkout. Notebooks run in the same WORKDIR share the models
-they cache under ``runs/``. Prints the wall time of each notebook; exits 1 with
+they cache under ``runs/``; the executed copies (with outputs) stay there. Prints the wall time of each notebook; exits 1 with
 the failing cell's error when a notebook fails. ``tests/test_notebooks.py``
 runs this script once per notebook.
 """
@@ -41,12 +41,15 @@ def workspace(workdir: Path, shared: Path) -> Path:
 
 
 def run(path: Path, cwd: Path, timeout: int) -> float:
-    """Executes ``path`` with ``cwd`` as its working directory; returns seconds."""
+    """Executes ``path`` with ``cwd`` as its working directory and leaves the
+    executed copy, outputs included, in ``cwd``; returns seconds."""
     nb = nbformat.read(path, as_version=4)
-    shutil.copy(path, cwd / path.name)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
     tic = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, cwd / path.name)
     return time.perf_counter() - tic
 
 

@@ -1,6 +1,7 @@
 """lfr_rs.plots draws the three figures (Agg backend) and rejects bad input;
 ``import lfr_rs`` does not import matplotlib."""
 
+import json
 import subprocess
 import sys
 
@@ -91,8 +92,6 @@ def test_lambda_sweep_lines_and_order(tmp_path):
     assert list(clean.get_ydata()) == pytest.approx([99, 97, 90])
     assert ax.get_xscale() == "symlog"
     # from sweep.json, into a given axes, chosen lines
-    import json
-
     (tmp_path / "sweep.json").write_text(json.dumps(sweep_record()))
     fig2, ax2 = plt.subplots()
     assert plots.lambda_sweep(tmp_path, ax=ax2, keys=["pgd"]) is fig2

@@ -6,8 +6,8 @@ use crate::py::tensor::{to_py, PyTensor};
 use pyo3::prelude::*;
 
 /// Decision or loss surface of ``model`` around each input (Fig. 1 and Fig. 2
-/// of Local Flatness Regularization; the plotting method of Liu et al., 2017,
-/// https://arxiv.org/abs/1611.02770).
+/// of Local Flatness Regularization; the plotting method of Yu et al.,
+/// "Interpreting and evaluating neural network robustness", IJCAI 2019).
 ///
 /// Evaluates, for every input ``x_n``, the grid of points
 /// ``clamp(x_n + a_i * u_n + b_j * v_n, 0, 1)`` with
