@@ -197,3 +197,12 @@ def test_bad_input_subprocess(mnist_root, tmp_path):
     (tmp_path / "bad.pt").write_text("garbage")
     done = _cli("eval", tmp_path / "bad.pt")
     assert done.returncode == 2 and "not a readable lfr-rs checkpoint" in done.stderr
+
+
+def test_eval_protocol_paper(mnist_root, tmp_path, capsys):
+    assert main(_train_args(mnist_root, tmp_path, "--subset", "64")) == 0
+    assert main(["eval", str(tmp_path / CHECKPOINT), "--protocol", "paper", "--attacks", "fgsm,ddn", "--n", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "DDN (20 it., no norm bound; still correct)" in out and "Paper protocol" in out
+    results = json.loads((tmp_path / "checkpoint.eval.json").read_text())["results"]
+    assert results["protocol"] == "paper" and results["ddn_steps"] == 20 and results["n"] == 6

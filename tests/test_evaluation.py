@@ -88,6 +88,8 @@ def test_cascade_runs_each_attack_on_the_survivors_only(trained_cnn, batch):
     assert 0 <= r.adversarial.min() and r.adversarial.max() <= 1
     summary = r.summary()
     assert summary["attacks"]["apgd-t"]["attacked"] == r.attacks["apgd-t"].attacked
+    table = lfr_rs.evaluation.format_strong_table("Standard", summary)
+    assert "| apgd-t |" in table and f"worst case {100 * r.worst:.2f}%" in table
     # the cascade is at least as strong as each of its attacks alone
     alone = lfr_rs.robust_accuracy(trained_cnn, x, y, eps=0.1, attacks=("apgd-ce",), detect_masking=False, **FAST)
     assert r.worst <= alone.worst

@@ -2,6 +2,7 @@
 //! it: Auto-PGD (APGD, APGD-T) and the Square Attack (the attacks of an
 //! AutoAttack-style robust-accuracy cascade), and loss/decision surfaces.
 pub mod apgd;
+pub mod apgd_run;
 pub mod dlr;
 pub mod square;
 pub mod surface;

@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(p.p_at(11), 0.4);
         assert_eq!(p.p_at(9999), 0.8 / 512.0);
         let q = SquareParams { queries: 100, ..p };
-        assert_eq!(q.p_at(1), 0.4);
+        assert_eq!(q.p_at(1), 0.2, "1 of 100 queries is query 100 of 10,000");
         assert!(SquareParams { p_init: 1.5, ..p }.check().is_err());
     }
 
