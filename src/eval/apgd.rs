@@ -23,7 +23,7 @@ use crate::eval::dlr::{dlr, dlr_targeted, ranked_class};
 use crate::grad::grad;
 use crate::inputs::{check_batch, check_count, check_label_range, check_non_negative};
 use crate::loss::Loss;
-use crate::model::{checked_logits, num_classes, predict, Model};
+use crate::model::{CheckedModel, checked_logits, num_classes, predict, Model};
 use crate::norm::Norm;
 use tch::{Kind, Tensor};
 
@@ -178,6 +178,11 @@ pub fn apgd(model: &impl Model, x: &Tensor, y: &Tensor, p: ApgdParams) -> Result
     if x.numel() == 0 {
         return Ok(x.f_detach_copy()?);
     }
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    model.finish(apgd_checked(model, &x, &labels, &p))
+}
+
+fn apgd_checked(model: &impl Model, x: &Tensor, labels: &Tensor, p: &ApgdParams) -> Result<Tensor> {
     let clean = tch::no_grad(|| checked_logits(model, &x))?;
     check_label_range(&labels, &clean)?;
     let classes = num_classes(&clean);

@@ -15,7 +15,7 @@
 use crate::error::{invalid, LfrError, Result};
 use crate::inputs::{check_batch, check_count, check_label_range, check_non_negative};
 use crate::loss::Loss;
-use crate::model::{checked_logits, predict, Model};
+use crate::model::{CheckedModel, checked_logits, predict, Model};
 use crate::norm::batch_view;
 use tch::{Device, Kind, Tensor};
 
@@ -133,6 +133,11 @@ pub fn square(model: &impl Model, x: &Tensor, y: &Tensor, p: SquareParams) -> Re
     if x.numel() == 0 {
         return Ok(x.f_detach_copy()?);
     }
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    model.finish(square_checked(model, &x, &labels, &p))
+}
+
+fn square_checked(model: &impl Model, x: &Tensor, labels: &Tensor, p: &SquareParams) -> Result<Tensor> {
     tch::no_grad(|| {
         let clean = checked_logits(model, &x)?;
         check_label_range(&labels, &clean)?;

@@ -7,7 +7,7 @@ use crate::attacks::Objective;
 use crate::error::{invalid, LfrError, Result};
 use crate::inputs::{check_batch, check_count, check_label_range, check_positive};
 use crate::loss::Loss;
-use crate::model::{checked_logits, num_classes, Model};
+use crate::model::{CheckedModel, checked_logits, num_classes, Model};
 use crate::norm::{batch_view, lp_per_sample};
 use tch::{Kind, Tensor};
 
@@ -90,7 +90,8 @@ pub fn surface(model: &impl Model, x: &Tensor, y: &Tensor, u: &Tensor, v: &Tenso
     }
     let ndim = x.dim();
     let total = n * per;
-    tch::no_grad(|| {
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    model.finish(tch::no_grad(|| {
         let mut values = Vec::new();
         let mut start = 0;
         while start < total {
@@ -124,7 +125,7 @@ pub fn surface(model: &impl Model, x: &Tensor, y: &Tensor, u: &Tensor, v: &Tenso
             start += len;
         }
         Ok(Tensor::f_cat(&values, 0)?.f_reshape([n, p.steps, p.steps])?)
-    })
+    }))
 }
 
 /// The paper's pair of directions, one per input, each of unit L-inf norm:
@@ -143,7 +144,10 @@ pub fn surface_directions(model: &impl Model, x: &Tensor, y: &Tensor, loss: Loss
     }
     let x = x.f_detach()?;
     // summed, so each sample's gradient is its own loss's
-    let probe = tch::with_grad(|| Objective::new(labels.shallow_clone(), loss, false).summed().probe(model, &x, &labels))?;
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    let probe = model.finish(tch::with_grad(|| {
+        Objective::new(labels.shallow_clone(), loss, false).summed().probe(model, &x, &labels)
+    }))?;
     let u = probe.grad.f_sign()?;
     let u_norm = lp_per_sample(&u, f64::INFINITY)?;
     let flat_zero = u_norm.f_eq(0.0)?.f_nonzero()?.f_flatten(0, -1)?;

@@ -1,8 +1,8 @@
 //! Bindings for the surface kernels (Fig. 1 and Fig. 2).
 use crate::eval::surface::{surface, surface_directions, SurfaceKind, SurfaceParams};
 use crate::py::args;
-use crate::py::model::PyModel;
-use crate::py::tensor::{to_py, PyTensor};
+use crate::py::model::{warn_if_training, PyModel};
+use crate::py::tensor::{same_device, to_py, PyTensor};
 use pyo3::prelude::*;
 
 /// Decision or loss surface of ``model`` around each input (Fig. 1 and Fig. 2
@@ -67,6 +67,8 @@ pub fn py_surface(
     batch_size: i64,
 ) -> PyResult<PyObject> {
     let p = SurfaceParams { span, steps, kind: SurfaceKind::parse(kind)?, batch_size };
+    warn_if_training(model)?;
+    same_device(&to_py(py, &inputs)?.into_bound(py), &to_py(py, &labels)?.into_bound(py), ("inputs", "labels"))?;
     let model = PyModel::new(model, &inputs)?;
     let (x, y, u, v, m) = (inputs.0, labels.0, u.0, v.0, &model);
     let out = py.allow_threads(move || surface(m, &x, &y, &u, &v, p))?;
@@ -105,6 +107,8 @@ pub fn py_surface(
 #[pyo3(name = "surface_directions", signature = (model, inputs, labels, *, loss = "ce"))]
 pub fn py_surface_directions(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, loss: &str) -> PyResult<(PyObject, PyObject)> {
     let loss = args::loss(loss)?;
+    warn_if_training(model)?;
+    same_device(&to_py(py, &inputs)?.into_bound(py), &to_py(py, &labels)?.into_bound(py), ("inputs", "labels"))?;
     let model = PyModel::new(model, &inputs)?;
     let (x, y, m) = (inputs.0, labels.0, &model);
     let (u, v) = py.allow_threads(move || surface_directions(m, &x, &y, loss))?;
