@@ -219,3 +219,18 @@ def test_masking_quiet_on_an_lfr_trained_model(mnist):
         warnings.simplefilter("error", lfr_rs.GradientMaskingWarning)
         r = lfr_rs.robust_accuracy(model, xt, yt, eps=0.3, steps=20, n_target_classes=3, queries=500, batch_size=64)
     assert r.masking.warnings == []
+
+
+def test_harness_restores_each_submodule_mode(trained_cnn, batch):
+    # A wrapper in train mode around a network frozen in eval mode: the harness
+    # must put back both flags, not call wrapper.train() (which would switch the
+    # shared network to train mode for every later caller).
+    x, y = batch[0][:8], batch[1][:8]
+    wrapper = Rounded(trained_cnn)
+    assert wrapper.training and not trained_cnn.training
+    lfr_rs.robust_accuracy(wrapper, x, y, eps=0.1, detect_masking=False, **FAST)
+    paper_protocol(wrapper, x, y, eps=0.1, steps=2, ddn_steps=2, progress=False)
+    with pytest.warns(lfr_rs.GradientMaskingWarning):
+        _report(wrapper, batch, n=8)
+    assert wrapper.training and not trained_cnn.training
+    assert not any(m.training for m in trained_cnn.modules())

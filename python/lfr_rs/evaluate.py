@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from lfr_rs._modes import enter_eval, restore_modes
 from lfr_rs._checks import check_pair
 from lfr_rs._typing import Protocol
 from lfr_rs.attacks import ddn, fgsm, mifgsm, pgd
@@ -84,8 +85,7 @@ def evaluate(
     counts = dict.fromkeys(["clean", "worst", *keys], 0)
     l2s: List[Tensor] = []
     ddn_success = 0
-    was_training = model.training
-    model.eval()
+    modes = enter_eval(model)
     try:
         with tqdm(total=len(inputs), unit="img", desc="eval", disable=None if progress is None else not progress) as bar:
             for x, y in zip(inputs.split(batch_size), labels.split(batch_size)):
@@ -105,7 +105,7 @@ def evaluate(
                 counts["worst"] += int(worst.sum())
                 bar.update(len(x))
     finally:
-        model.train(was_training)
+        restore_modes(modes)
     n = len(inputs)
     out: Dict[str, Any] = {"n": n, "eps": eps, "alpha": alpha, "steps": steps, "attacks": list(attacks)}
     out.update({k: v / n if n else None for k, v in counts.items()})

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from lfr_rs._modes import enter_eval, restore_modes
 from lfr_rs._checks import check_pair
 from lfr_rs._typing import CascadeAttack, Norm
 from lfr_rs.attacks import apgd, square
@@ -135,9 +136,7 @@ def robust_accuracy(
     counter = PassCounter(model)
     runs = {a: _runner(a, counter, eps, norm, steps, n_target_classes, queries, restarts) for a in attacks}
     n = len(inputs)
-    was_training = getattr(model, "training", False)
-    if was_training:
-        model.eval()
+    modes = enter_eval(model)
     devices = [inputs.device] if inputs.device.type == "cuda" else []
     stats: Dict[str, AttackStats] = {}
     try:
@@ -172,8 +171,7 @@ def robust_accuracy(
                     forward=after[0] - before[0], backward=after[1] - before[1],
                 )
     finally:
-        if was_training:
-            model.train()
+        restore_modes(modes)
     result = RobustAccuracy(
         n=n, eps=eps, norm=norm, clean=clean, attacks=stats, worst=float(robust.float().mean()) if n else 0.0,
         robust=robust, adversarial=adversarial, clean_seconds=clean_seconds,

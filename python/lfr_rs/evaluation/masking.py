@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from torch import Tensor
 
+from lfr_rs._modes import enter_eval, restore_modes
 from lfr_rs._checks import check_pair
 from lfr_rs._typing import Norm
 from lfr_rs.attacks import apgd, pgd
@@ -96,15 +97,12 @@ def masking_report(
     report = MaskingReport(n=len(inputs))
     if len(inputs) == 0:
         return report
-    was_training = getattr(model, "training", False)
-    if was_training:
-        model.eval()
+    modes = enter_eval(model)
     try:
         _run_checks(report, model, inputs, labels, eps=eps, norm=norm, cascade=cascade, batch_size=batch_size,
                     eps1_n=eps1_n)
     finally:
-        if was_training:
-            model.train()
+        restore_modes(modes)
     if warn:
         for message in report.warnings:
             warnings.warn(message, GradientMaskingWarning, stacklevel=2)

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from lfr_rs._modes import enter_eval, restore_modes
 from lfr_rs._checks import check_pair
 from lfr_rs.attacks import ddn, mifgsm, pgd
 
@@ -66,9 +67,7 @@ def paper_protocol(
         "ddn": lambda x, y: ddn(model, x, y, steps=ddn_steps, init_norm=1.0, gamma=0.05, levels=256),
     }
     counts = dict.fromkeys(["clean", *attacks, "worst"], 0)
-    was_training = getattr(model, "training", False)
-    if was_training:
-        model.eval()
+    modes = enter_eval(model)
     try:
         with tqdm(total=len(inputs), unit="img", desc="paper protocol",
                   disable=None if progress is None else not progress) as bar:
@@ -85,8 +84,7 @@ def paper_protocol(
                 counts["worst"] += int(worst.sum())
                 bar.update(len(x))
     finally:
-        if was_training:
-            model.train()
+        restore_modes(modes)
     n = len(inputs)
     out: Dict[str, Any] = {"protocol": "paper", "n": n, "eps": eps, "alpha": alpha, "steps": steps,
                            "ddn_steps": ddn_steps, "mifgsm_decay": mifgsm_decay, "attacks": list(attacks)}
