@@ -16,8 +16,10 @@ it will run with, and each torch release needs its own tch version (see
 
 from __future__ import annotations
 
+import atexit
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 from importlib import metadata
@@ -72,8 +74,11 @@ def manifest_for(release: str) -> str:
 
 def _python_first_on_path() -> None:
     shim = Path(tempfile.mkdtemp(prefix="lfr-rs-build-python-"))
+    atexit.register(shutil.rmtree, shim, True)
     for name in ("python", "python3"):
-        (shim / name).symlink_to(sys.executable)
+        # a script, not a symlink: a venv's Python finds its pyvenv.cfg only from its own path
+        (shim / name).write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+        (shim / name).chmod(0o755)
     bin_dir = os.path.dirname(sys.executable)  # the venv's maturin, if it has one
     os.environ["PATH"] = os.pathsep.join([str(shim), bin_dir, os.environ.get("PATH", "")])
     os.environ["VIRTUAL_ENV"] = sys.prefix  # torch-sys runs `python` (not `python3`) when this is set

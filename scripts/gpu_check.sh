@@ -53,13 +53,13 @@ run() {
     local py=${PYTHON:-python3} device=${DEVICE:-cuda} big=${GPU_BATCH:-8192} quick=()
     [ "${QUICK:-0}" = 1 ] && quick=(--quick --repeats 2)
     export PYTHONPATH="$PWD/$PACK/site${PYTHONPATH:+:$PYTHONPATH}" LFR_MNIST_ROOT="$PWD/$PACK/mnist" PYTHONUNBUFFERED=1
-    local results=${OUT:+$OUT/}benchmarks/results
+    local results=${OUT:+$OUT/}benchmarks/results root=$PWD
     mkdir -p "$results"
     (cd /tmp && "$py" -c "
 import sys, torch, lfr_rs
 print('python', sys.version.split()[0], '| torch', torch.__version__, '| lfr_rs built against torch', lfr_rs.__torch_version__)
 print('device:', torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')
-assert lfr_rs.__file__.startswith('$PWD/$PACK/site'), lfr_rs.__file__
+assert lfr_rs.__file__.startswith('$root/$PACK/site'), lfr_rs.__file__
 ")
     echo "== tests/test_gpu.py on $device"
     local log

@@ -6,6 +6,7 @@
 # the message saying what to do. CI calls it from scripts/test.sh.
 #
 #   bash scripts/package_check.sh        # torch 2.13.0 (the default variant)
+#   ONLY=wheel|sdist bash scripts/package_check.sh    # one of the two
 #
 # The torch wheels are downloaded once into dist/wheelhouse (pip keeps no cache
 # here), so both fresh venvs install them without the network.
@@ -30,6 +31,7 @@ fresh_venv() {  # fresh_venv DIR [extra requirement...]: a venv with only torch 
 }
 
 # --- wheel: maturin build --release
+if [ "${ONLY:-}" != sdist ]; then
 t1=$SECONDS
 rm -rf dist/wheel
 (source "$BUILD_VENV/bin/activate" && LIBTORCH_USE_PYTORCH=1 maturin build --release -q -o dist/wheel)
@@ -39,11 +41,13 @@ fresh_venv "$WORK/wheel-venv"
 (cd "$WORK" && "$WORK/wheel-venv/bin/python" "$OLDPWD/scripts/smoke.py")
 rm -rf "$WORK/wheel-venv"
 echo "== wheel $(basename "$wheel"): installed into a fresh venv and smoke-tested ($((SECONDS - t1)) s)"
+fi
 
 # --- sdist: maturin sdist, built by pip against the venv's torch
+if [ "${ONLY:-}" != wheel ]; then
 t2=$SECONDS
 rm -rf dist/sdist
-(source "$BUILD_VENV/bin/activate" && maturin sdist -q -o dist/sdist)
+(source "$BUILD_VENV/bin/activate" && maturin sdist -o dist/sdist >/dev/null)
 sdist=$(ls dist/sdist/lfr_rs-*.tar.gz)
 fresh_venv "$WORK/sdist-venv" "maturin>=1.5,<2"
 # An isolated build cannot see the venv's torch: it must stop and say what to do.
@@ -59,4 +63,5 @@ CARGO_TARGET_DIR="$PWD/target" "$WORK/sdist-venv/bin/pip" install -q --no-index 
 (cd "$WORK" && "$WORK/sdist-venv/bin/python" "$OLDPWD/scripts/smoke.py")
 rm -rf "$WORK/sdist-venv"
 echo "== sdist $(basename "$sdist"): built against the venv's torch by pip, smoke-tested ($((SECONDS - t2)) s)"
+fi
 echo "== package check: $((SECONDS - t0)) s in all"

@@ -34,10 +34,11 @@ def main() -> int:
     opt.zero_grad()
     loss.backward()
     opt.step()
+    loss = loss.detach()
     if all(torch.equal(a, b) for a, b in zip(before, model.parameters())):
         raise SystemExit("the LFR step changed no parameter")
     print(f"smoke ok: lfr_rs {lfr_rs.__version__} built against torch {lfr_rs.__torch_version__}, "
-          f"running torch {torch.__version__}, from {lfr_rs.__file__}; pgd max|delta| {linf:.3f}, loss {float(loss):.4f}")
+          f"running torch {torch.__version__}, from {lfr_rs.__file__}; pgd max|delta| {linf:.3f}, loss {loss.item():.4f}")
     return 0
 
 
