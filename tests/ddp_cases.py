@@ -7,6 +7,7 @@ from torch import nn
 
 from lfr_rs import distributed
 from lfr_rs.evaluate import evaluate
+from lfr_rs.evaluation import robust_accuracy
 from lfr_rs.losses import AT, LFR, GradNorm, Standard
 from lfr_rs.training import TensorBatches
 
@@ -98,3 +99,15 @@ def sharded_eval():
     )
 
 
+
+
+STRONG = dict(eps=0.03, attacks=("apgd-ce", "apgd-dlr", "square"), steps=5, queries=30, batch_size=4,
+              detect_masking=False, progress=False)
+
+
+def sharded_strong_eval():
+    """robust_accuracy on 21 images (10/11 over two ranks): the combined per-sample mask and counts."""
+    x, y = data(21, seed=12)
+    r = robust_accuracy(_teacher(), x, y, **STRONG)
+    return {"n": r.n, "clean": r.clean, "worst": r.worst, "robust": r.robust, "adversarial": r.adversarial,
+            "attacks": {k: (v.accuracy, v.fooled, v.attacked, v.forward, v.backward) for k, v in r.attacks.items()}}

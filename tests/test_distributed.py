@@ -18,6 +18,7 @@ import torch
 import ddp_cases
 from lfr_rs import cli
 from lfr_rs.evaluate import evaluate
+from lfr_rs.evaluation import robust_accuracy
 from lfr_rs.training import CHECKPOINT, LOG, fit, load_checkpoint
 
 from conftest import MNIST_ROOT
@@ -124,6 +125,24 @@ def test_ddp_evaluation_equals_single_process(ddp_results):
     for key in ("clean", "fgsm", "mifgsm", "ddn_linf", "worst", "ddn_success_rate"):
         assert sharded[key] == single[key], key
     assert 0 < single["fgsm"] < single["clean"]  # the comparison is not between trivial numbers
+
+
+def test_ddp_robust_accuracy_equals_single_process_per_shard(ddp_results):
+    # Each rank runs the cascade on its contiguous share with the same seeding, so
+    # the combined result must equal one process running the two shards in turn.
+    x, y = ddp_cases.data(21, seed=12)
+    parts = [robust_accuracy(ddp_cases._teacher(), x[a:b], y[a:b], **ddp_cases.STRONG) for a, b in ((0, 10), (10, 21))]
+    sharded = ddp_results["strong_eval"]
+    assert sharded["n"] == 21
+    assert torch.equal(sharded["robust"], torch.cat([p.robust for p in parts]))
+    assert torch.equal(sharded["adversarial"], torch.cat([p.adversarial for p in parts]))
+    for name, (acc, fooled, attacked, fwd, bwd) in sharded["attacks"].items():
+        assert fooled == sum(p.attacks[name].fooled for p in parts)
+        assert attacked == sum(p.attacks[name].attacked for p in parts)
+        assert (fwd, bwd) == (sum(p.attacks[name].forward for p in parts), sum(p.attacks[name].backward for p in parts))
+        assert acc == sum(round(p.attacks[name].accuracy * p.n) for p in parts) / 21
+    assert sharded["worst"] == float(sharded["robust"].float().mean())
+    assert 0 < sum(f for _, f, _, _, _ in sharded["attacks"].values()) < 21  # some fooled, some robust
 
 
 def test_ddp_resume_equals_uninterrupted_run(tmp_path):

@@ -7,6 +7,7 @@ the points it fooled, its time and the forward/backward passes it spent.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, get_args
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from lfr_rs import distributed
 from lfr_rs._modes import enter_eval, restore_modes
 from lfr_rs._checks import check_pair
 from lfr_rs._typing import CascadeAttack, Norm
@@ -123,6 +125,11 @@ def robust_accuracy(
 
     With ``detect_masking`` the gradient-masking checks of ``masking_report``
     run on the result and raise ``GradientMaskingWarning`` when one fails.
+
+    Under ``torchrun`` (an initialized process group) each rank attacks its
+    contiguous share of the rows and every rank returns the whole set's
+    result: counts summed exactly, ``robust`` and ``adversarial`` gathered in
+    row order; the masking checks run (and warn) per rank on its share.
     """
     check_pair(inputs, labels)
     attacks = tuple(attacks)
@@ -135,6 +142,9 @@ def robust_accuracy(
         raise ValueError(f"unknown norm {norm!r}; expected one of {get_args(Norm)}")
     counter = PassCounter(model)
     runs = {a: _runner(a, counter, eps, norm, steps, n_target_classes, queries, restarts) for a in attacks}
+    sharded = distributed.world_size() > 1
+    if sharded:
+        inputs, labels = distributed.shard(inputs, labels)
     n = len(inputs)
     modes = enter_eval(model)
     devices = [inputs.device] if inputs.device.type == "cuda" else []
@@ -183,7 +193,32 @@ def robust_accuracy(
 
         result.masking = masking_report(model, inputs, labels, eps=eps, norm=norm, cascade=result,
                                         batch_size=batch_size, progress=progress)
-    return result
+    return _combine(result) if sharded else result
+
+
+def _combine(local: RobustAccuracy) -> RobustAccuracy:
+    """Every rank's result on its shard merged into the whole set's: counts
+    summed exactly, per-sample masks and inputs gathered in rank (= row)
+    order, times the slowest rank's."""
+    n_r = local.n
+    own = [n_r, round(local.clean * n_r)]
+    for s in local.attacks.values():
+        own += [round(s.accuracy * n_r), s.fooled, s.attacked, s.forward, s.backward]
+    total = [int(v) for v in distributed.all_sum(own)]
+    n, clean = total[0], total[1]
+    seconds = distributed.gather_objects([local.clean_seconds, *(s.seconds for s in local.attacks.values())])
+    stats = {}
+    for i, name in enumerate(local.attacks):
+        robust_after, fooled, attacked, forward, backward = total[2 + 5 * i: 7 + 5 * i]
+        stats[name] = AttackStats(name=name, accuracy=robust_after / n if n else 0.0, fooled=fooled,
+                                  attacked=attacked, seconds=max(r[i + 1] for r in seconds),
+                                  forward=forward, backward=backward)
+    robust = distributed.gather_cat(local.robust)
+    return dataclasses.replace(
+        local, n=n, clean=clean / n if n else 0.0, attacks=stats, worst=float(robust.float().mean()) if n else 0.0,
+        robust=robust, adversarial=distributed.gather_cat(local.adversarial),
+        clean_seconds=max(r[0] for r in seconds), settings={**local.settings, "world_size": distributed.world_size()},
+    )
 
 
 def format_strong_table(name: str, summary: Dict[str, Any]) -> str:
