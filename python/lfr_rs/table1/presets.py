@@ -71,6 +71,10 @@ class AttackSettings:
     ddn_gamma: float = 0.05
     ddn_levels: int = 256
     batch_size: int = 500
+    #: the strong evaluation (lfr_rs.robust_accuracy: APGD-CE, APGD-T, Square): AutoAttack's budgets by default
+    strong_steps: int = 100
+    strong_targets: int = 9
+    strong_queries: int = 5000
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,10 @@ _QUICK: Dict[str, Dict[str, Any]] = {
     "fashion-mnist": {"train_n": 4000, "eval_n": 500, "epochs": 4, "inner_steps": 5},
 }
 _TINY: Dict[str, Any] = {"train_n": 48, "eval_n": 16, "epochs": 2, "inner_steps": 2, "batch_size": 16}
-_TINY_ATTACK: Dict[str, Any] = {"steps": 3, "ddn_steps": 3, "batch_size": 8}
+_TINY_ATTACK: Dict[str, Any] = {"steps": 3, "ddn_steps": 3, "batch_size": 8, "strong_steps": 3, "strong_targets": 2,
+                                "strong_queries": 10}
+# the quick preset's strong evaluation: reduced budgets so the table fits on 2 CPU cores
+_QUICK_STRONG: Dict[str, Any] = {"strong_steps": 25, "strong_targets": 3, "strong_queries": 500}
 
 
 def resolve(
@@ -186,8 +193,7 @@ def resolve(
             **common, train_n=None, eval_n=None, epochs=100, batch_size=128, inner_steps=40,
             inner_alpha=round(0.01 * scale, 10), lr_decay=True, attack=attack,
         )
-    if preset == "tiny":
-        attack = dataclasses.replace(attack, **_TINY_ATTACK)
+    attack = dataclasses.replace(attack, **(_TINY_ATTACK if preset == "tiny" else _QUICK_STRONG))
     q = dict(_TINY) if preset == "tiny" else dict(_QUICK[dataset])
     batch_size = q.pop("batch_size", 128)
     steps = q["inner_steps"]
@@ -198,6 +204,8 @@ def resolve(
         f"epochs: {q['epochs']} (paper: 100)",
         f"inner maximisation: {steps} steps of {alpha:g} (paper: 40 of {0.01 * scale:g}; the same 4/3 eps travelled)",
         "lr schedule: constant 0.01 (the milestones at 90% / 55-75-90% of training would only touch the last epoch)",
+        f"strong evaluation: APGD {attack.strong_steps} steps, APGD-T {attack.strong_targets} targets, "
+        f"Square {attack.strong_queries} queries (AutoAttack: 100, 9, 5000)",
     ]
     return Table1Settings(
         **common, batch_size=batch_size, inner_alpha=alpha, lr_decay=False, attack=attack, scaled=tuple(scaled), **q,

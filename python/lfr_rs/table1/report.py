@@ -101,7 +101,7 @@ def write_png(path: Path, report: Mapping[str, Any]) -> None:
         if m in report["paper"]:
             series.append((f"{METHODS[m].title} (paper)", [report["paper"][m].get(k) for k, _ in keys], colour, "//"))
     width = 0.8 / max(len(series), 1)
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.6 * len(keys) + 0.25 * len(series)), 4.8))
+    fig, ax = plt.subplots(figsize=(max(9.5, 1.6 * len(keys) + 0.25 * len(series) + 1.5), 4.8))
     for j, (label, values, colour, hatch) in enumerate(series):
         xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(keys))]
         heights = [0.0 if v is None else v for v in values]
@@ -113,7 +113,7 @@ def write_png(path: Path, report: Mapping[str, Any]) -> None:
     ax.set_ylim(0, 100)
     s = report["settings"]
     ax.set_title(f"Table 1, {s['preset']} preset: {report['data']['short']}, eps {s['eps']:g} (paper: MNIST, eps 0.3)", fontsize=10)
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -131,7 +131,7 @@ def write_outputs(out: Path, report: Mapping[str, Any], *, png: bool = True) -> 
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            warnings.warn("matplotlib is not installed, so table1.png was not drawn (pip install 'lfr-rs[plot]')", stacklevel=2)
+            warnings.warn("matplotlib is not installed, so table1.png was not drawn (pip install 'lfr-rs[plots]')", stacklevel=2)
         else:
             paths["png"] = out / "table1.png"
             write_png(paths["png"], report)

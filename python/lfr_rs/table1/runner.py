@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from lfr_rs import __version__, grad_norm_penalty
 from lfr_rs.losses import METHODS
 from lfr_rs.models import SmallCNN
-from lfr_rs.table1.evaluation import STRONG_NOTE, evaluate_row, protocol_notes
+from lfr_rs.table1.evaluation import STRONG_AVAILABLE, STRONG_NOTE, evaluate_row, protocol_notes
 from lfr_rs.table1.presets import Table1Settings
 from lfr_rs.table1.report import PAPER_TABLE1, SCHEMA_VERSION, write_outputs
 from lfr_rs.training import load_data, train, write_json
@@ -193,7 +193,7 @@ def run(
             "recipes": {m: settings.recipe(m) for m in settings.methods},
             "train_configs": {m: settings.train_config(m).resolved().to_dict() for m in settings.methods},
             "protocol": protocol_notes(settings.attack),
-            "strong_available": False,
+            "strong_available": STRONG_AVAILABLE,
             "rows": rows,
             "paper": {m: PAPER_TABLE1[m] for m in settings.methods if m in PAPER_TABLE1},
             "paper_setting": "MNIST, 60,000 training / 10,000 test images, eps 0.3, 100 epochs",
