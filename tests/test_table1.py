@@ -2,6 +2,7 @@
 resuming, and refusing changed settings (tiny preset on real MNIST images)."""
 
 import csv
+import dataclasses
 import importlib.util
 import json
 
@@ -11,7 +12,7 @@ import torch
 import lfr_rs.table1.runner as runner
 from lfr_rs import table1
 from lfr_rs.cli import main
-from lfr_rs.training import lr_at, train
+from lfr_rs.training import load_checkpoint, lr_at, train
 
 from conftest import MNIST_ROOT
 
@@ -64,7 +65,10 @@ def test_fashion_mnist_defaults_to_eps_01_and_says_why():
 def test_quick_preset_keeps_eps_and_says_what_it_scaled(dataset):
     paper = table1.resolve("paper", dataset)
     quick = table1.resolve("quick", dataset)
-    assert quick.eps == paper.eps and quick.attack == paper.attack and quick.methods == paper.methods
+    assert quick.eps == paper.eps and quick.methods == paper.methods
+    # the paper protocol is the paper's; only the strong cascade's budgets are reduced
+    assert quick.attack.strong_steps < paper.attack.strong_steps == 100
+    assert dataclasses.replace(quick.attack, strong_steps=100, strong_targets=9, strong_queries=5000) == paper.attack
     assert quick.inner_steps * quick.inner_alpha == pytest.approx(paper.inner_steps * paper.inner_alpha)
     assert quick.epochs < paper.epochs and quick.train_n and quick.eval_n
     assert len(quick.scaled) >= 4 and not paper.scaled
@@ -171,8 +175,8 @@ def test_resumed_table_equals_uninterrupted(tiny_run, tmp_path, monkeypatch):
     b = table1.run(s, tmp_path, progress=False, verbose=False, png=False)
     assert _scores(b.report) == _scores(a.report)
     for m in TINY_METHODS:
-        wa = torch.load(table1.method_dir(out_a, m) / "checkpoint.pt", weights_only=True)["model"]
-        wb = torch.load(table1.method_dir(tmp_path, m) / "checkpoint.pt", weights_only=True)["model"]
+        wa = load_checkpoint(table1.method_dir(out_a, m) / "checkpoint.pt")["model"]
+        wb = load_checkpoint(table1.method_dir(tmp_path, m) / "checkpoint.pt")["model"]
         assert all(torch.equal(wa[k], wb[k]) for k in wa), m
 
 
