@@ -368,6 +368,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
         cells = "  ".join(f"{k} {100 * r[k]:.2f}%" for k in ("clean", *args.attacks, "worst") if r.get(k) is not None)
         print(f"lam {run['lam']:<8g} {cells}")
     print(f"results: {args.out / 'sweep.json'}")
+    return 0
+
+
 def _method_list(text: str) -> Tuple[str, ...]:
     names = tuple(m.strip() for m in text.split(",") if m.strip())
     bad = [m for m in names if m not in METHODS]
