@@ -206,3 +206,12 @@ def test_eval_protocol_paper(mnist_root, tmp_path, capsys):
     assert "DDN (20 it., no norm bound; still correct)" in out and "Paper protocol" in out
     results = json.loads((tmp_path / "checkpoint.eval.json").read_text())["results"]
     assert results["protocol"] == "paper" and results["ddn_steps"] == 20 and results["n"] == 6
+
+
+@pytest.mark.parametrize("device", ["mps", "meta", "xpu"])
+def test_unavailable_device_is_named_not_blamed_on_the_checkpoint(tmp_path, capsys, device):
+    # issue 11 item 9: `--device mps` used to fail later with a message about the checkpoint file
+    ck = tmp_path / "checkpoint.pt"
+    ck.write_bytes(b"not read")
+    err = _exit_2(["eval", ck, "--device", device], capsys)
+    assert f"{device}: this torch cannot use {device} devices here" in err and "checkpoint.pt" not in err

@@ -128,6 +128,13 @@ def _device(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise argparse.ArgumentTypeError(f"{text}: CUDA is not available")
+    if device.type == "meta":
+        raise argparse.ArgumentTypeError(f"{text}: this torch cannot use meta devices here (meta tensors hold no data)")
+    try:  # any other backend (mps, xpu, ...) this torch build or machine lacks fails here, not at the checkpoint
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, NotImplementedError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise argparse.ArgumentTypeError(f"{text}: this torch cannot use {device.type} devices here ({first})") from None
     return text
 
 
