@@ -145,6 +145,20 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="progress bars (default: on terminals only)")
 
 
+def _add_training_data(p: argparse.ArgumentParser, out_help: str) -> None:
+    """The data, output and SGD options ``train`` and ``sweep`` share."""
+    p.add_argument("--dataset", required=True, choices=get_args(Dataset))
+    p.add_argument("--data-root", type=Path, metavar="DIR", help=f"IDX folder (required for mnist; fashion-mnist: {DEBIAN_FASHION_MNIST})")
+    p.add_argument("--train-split", choices=get_args(Split), default=_DEFAULTS["train_split"],
+                   help="'test' trains on the test split minus its first --holdout images (default: %(default)s)")
+    p.add_argument("--holdout", type=_pos_int, metavar="N", help="with --train-split test: first N test images kept for evaluation")
+    p.add_argument("--epochs", type=_pos_int, metavar="N", required=True)
+    p.add_argument("--out", type=_path, metavar="DIR", required=True, help=out_help)
+    p.add_argument("--subset", type=_pos_int, metavar="N", help="train on the first N training images")
+    p.add_argument("--batch-size", type=_pos_int, metavar="N", default=_DEFAULTS["batch_size"], help="(default: %(default)s)")
+    p.add_argument("--lr", type=_pos_float, default=_DEFAULTS["lr"], help="(default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lfr-rs", description="Adversarial training and robustness evaluation.")
     parser.add_argument("--version", action="version", version=f"lfr-rs {__version__}")
@@ -152,16 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train SmallCNN with a defense", description="Train SmallCNN (TRADES' MNIST recipe).")
     t.add_argument("--method", required=True, choices=list(METHODS))
-    t.add_argument("--dataset", required=True, choices=get_args(Dataset))
-    t.add_argument("--data-root", type=Path, metavar="DIR", help=f"IDX folder (required for mnist; fashion-mnist: {DEBIAN_FASHION_MNIST})")
-    t.add_argument("--train-split", choices=get_args(Split), default=_DEFAULTS["train_split"],
-                   help="'test' trains on the test split minus its first --holdout images (default: %(default)s)")
-    t.add_argument("--holdout", type=_pos_int, metavar="N", help="with --train-split test: first N test images kept for evaluation")
-    t.add_argument("--epochs", type=_pos_int, metavar="N", required=True)
-    t.add_argument("--out", type=_path, metavar="DIR", required=True, help="run directory (checkpoint.pt, log.json)")
-    t.add_argument("--subset", type=_pos_int, metavar="N", help="train on the first N training images")
-    t.add_argument("--batch-size", type=_pos_int, metavar="N", default=_DEFAULTS["batch_size"], help="(default: %(default)s)")
-    t.add_argument("--lr", type=_pos_float, default=_DEFAULTS["lr"], help="(default: %(default)s)")
+    _add_training_data(t, "run directory (checkpoint.pt, log.json)")
     t.add_argument("--momentum", type=_nonneg_float, default=_DEFAULTS["momentum"], help="(default: %(default)s)")
     t.add_argument("--weight-decay", type=_nonneg_float, default=_DEFAULTS["weight_decay"], help="(default: %(default)s)")
     t.add_argument("--milestones", type=_int_list, metavar="E1,E2,..", help="1-based epochs of lr x0.1, e.g. 55,75,90 (default: those of 100 scaled)")
@@ -327,16 +332,7 @@ def _add_sweep(sub: Any) -> None:
     s = sub.add_parser("sweep", help="train and evaluate LFR over lambdas (Fig. 3)",
                        description="Train LFR at each lambda and evaluate it (resumable; writes OUT/sweep.json).")
     s.add_argument("--lam", type=_float_list, metavar="L1,L2,..", required=True, help="lambdas (0 trains the plain cross-entropy)")
-    s.add_argument("--dataset", required=True, choices=get_args(Dataset))
-    s.add_argument("--data-root", type=Path, metavar="DIR", help=f"IDX folder (required for mnist; fashion-mnist: {DEBIAN_FASHION_MNIST})")
-    s.add_argument("--train-split", choices=get_args(Split), default=_DEFAULTS["train_split"],
-                   help="'test' trains on the test split minus its first --holdout images (default: %(default)s)")
-    s.add_argument("--holdout", type=_pos_int, metavar="N", help="with --train-split test: first N test images kept for evaluation")
-    s.add_argument("--epochs", type=_pos_int, metavar="N", required=True)
-    s.add_argument("--out", type=Path, metavar="DIR", required=True, help="sweep directory (one run per lambda, sweep.json)")
-    s.add_argument("--subset", type=_pos_int, metavar="N", help="train on the first N training images")
-    s.add_argument("--batch-size", type=_pos_int, metavar="N", default=_DEFAULTS["batch_size"], help="(default: %(default)s)")
-    s.add_argument("--lr", type=_pos_float, default=_DEFAULTS["lr"], help="(default: %(default)s)")
+    _add_training_data(s, "sweep directory (one run per lambda, sweep.json)")
     lfr = method_options("lfr")
     s.add_argument("--inner-steps", type=_pos_int, metavar="N", help=f"LFR inner steps (default: {lfr['steps']})")
     s.add_argument("--inner-alpha", type=_pos_float, help=f"LFR inner step size (default: {lfr['alpha']})")
