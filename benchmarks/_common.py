@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from lfr_rs._machine import cpu_name
 import lfr_rs
 import lfr_rs.data
 from lfr_rs.models import SmallCNN
@@ -64,16 +65,6 @@ def set_threads(n: Optional[int]) -> int:
     return torch.get_num_threads()
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _git(*args: str) -> Optional[str]:
     try:
         out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10)
@@ -86,7 +77,7 @@ def device_info(device: str) -> Dict[str, Any]:
     """The device the figures were measured on, by name."""
     dev = torch.device(device)
     if dev.type != "cuda":
-        return {"device": str(dev), "device_name": _cpu_model()}
+        return {"device": str(dev), "device_name": cpu_name()}
     props = torch.cuda.get_device_properties(dev)
     return {"device": str(dev), "device_name": torch.cuda.get_device_name(dev), "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version(), "gpu_memory_gib": props.total_memory / 2**30,
@@ -122,7 +113,7 @@ def env_info() -> Dict[str, Any]:
         "torchattacks": ta_version,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_name(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,

@@ -18,12 +18,13 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from lfr_rs._machine import cpu_name
 from lfr_rs import __version__, grad_norm_penalty
 from lfr_rs.losses import METHODS
 from lfr_rs.models import SmallCNN
@@ -104,21 +105,11 @@ def estimate_seconds(s: Table1Settings, n_train: int, n_eval: int) -> Dict[str, 
     return {m: batches * per_batch[m] + eval_s for m in s.methods}
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _device_name(device: str) -> str:
     d = torch.device(device)
     if d.type == "cuda":
         return f"{torch.cuda.get_device_name(d)} (CUDA)"
-    return f"CPU: {_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    return f"CPU: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
 def _load_avg() -> str:
