@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import ddp_cases
-from lfr_rs import cli
+from lfr_rs import cli, distributed
 from lfr_rs.evaluate import evaluate
 from lfr_rs.evaluation import robust_accuracy
 from lfr_rs.training import CHECKPOINT, LOG, fit, load_checkpoint
@@ -199,3 +199,12 @@ def test_cli_train_two_nodes_on_localhost_then_distributed_eval(tmp_path):
     assert b["world_size"] == 2 and a["world_size"] == 1
     for key in ("n", "clean", "fgsm", "mifgsm", "worst"):
         assert a["results"][key] == b["results"][key], key
+
+
+def test_sharded_eval_refuses_protocols_it_cannot_combine(monkeypatch):
+    # the paper protocol's keys differ from the default harness's, and the strong
+    # cascade shards by itself: combining either here would give wrong numbers
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    x, y = ddp_cases.data(4)
+    with pytest.raises(ValueError, match="does not run under torchrun"):
+        distributed.evaluate_sharded(evaluate, ddp_cases._teacher(), x, y, protocol="paper")
