@@ -19,7 +19,15 @@ TORCH=${1:-2.11.0}
 MINOR=${TORCH%.*}
 VENV=.venv-torch$MINOR
 DIST=dist/torch-$MINOR
-PY=${LFR_VARIANT_PYTHON:-$(command -v python3.12 || command -v python3)}
+# A Python 3.12 that runs (a pyenv shim can exist without the version being selected).
+find_python() {
+    local c
+    for c in "${LFR_VARIANT_PYTHON:-}" python3.12 "$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2>/dev/null | tail -n1)" python3; do
+        if [ -n "$c" ] && "$c" -c "" 2>/dev/null; then command -v "$c"; return; fi
+    done
+    echo "error: no Python found for the variant venv (set LFR_VARIANT_PYTHON)" >&2; exit 1
+}
+PY=$(find_python)
 t0=$SECONDS
 
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH')" 2>/dev/null; then

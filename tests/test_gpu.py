@@ -44,7 +44,20 @@ KERNELS = {
     "local_flatness": lambda m, x, y: lfr_rs.local_flatness(m, x, y, eps=0.1, alpha=0.02, steps=3, random_start=False),
     "flatness_grad": lambda m, x, y: lfr_rs.flatness_grad(m, x, y),
     "llr_perturb": lambda m, x, y: lfr_rs.llr_perturb(m, x, y, eps=0.1, alpha=0.02, steps=3, random_start=False),
+    # deterministic: the grid is fixed, the directions are given
+    "surface-decision": lambda m, x, y: lfr_rs.surface(
+        m, x, y, *_fixed_directions(x), span=0.2, steps=7, kind="decision", batch_size=64
+    ),
+    "surface-loss": lambda m, x, y: lfr_rs.surface(m, x, y, *_fixed_directions(x), span=0.2, steps=7, kind="loss"),
 }
+
+
+def _fixed_directions(x):
+    """Two sign directions of unit L-inf norm, the same on every device."""
+    gen = torch.Generator().manual_seed(11)
+    u = torch.randint(0, 2, x.shape, generator=gen).to(x.dtype) * 2 - 1
+    v = torch.randint(0, 2, x.shape, generator=gen).to(x.dtype) * 2 - 1
+    return u.to(x.device), v.to(x.device)
 
 
 def _to(value, device):
@@ -155,3 +168,65 @@ def test_cpu_inputs_with_cuda_model_raise(cuda, trained_cnn, batch):
     # an Exception (a pyo3 PanicException is only a BaseException), from torch or lfr-rs, naming devices
     with pytest.raises(Exception, match="(?i)device|cuda"):
         lfr_rs.pgd(model, x, y, eps=0.1, alpha=0.01, steps=2)
+
+
+# The evaluation kernels start at random points drawn on the inputs' device (APGD's start in the ball,
+# Square's stripes and squares), and CPU and CUDA draw different numbers from the same seed: so on CUDA
+# they are checked for what must hold on any device, and for measuring the same robustness as on the CPU.
+RANDOM_EVAL = {
+    "apgd-ce": lambda m, x, y: lfr_rs.apgd(m, x, y, eps=0.1, steps=20),
+    "apgd-dlr": lambda m, x, y: lfr_rs.apgd(m, x, y, eps=0.1, steps=20, loss="dlr"),
+    "apgd-t": lambda m, x, y: lfr_rs.apgd(m, x, y, eps=0.1, steps=10, loss="dlr", targeted=True, n_target_classes=3),
+    "apgd-l2": lambda m, x, y: lfr_rs.apgd(m, x, y, eps=1.5, steps=20, norm="l2"),
+    "square": lambda m, x, y: lfr_rs.square(m, x, y, eps=0.1, queries=200),
+}
+
+
+@pytest.mark.parametrize("name", RANDOM_EVAL)
+def test_eval_kernels_on_cuda(cuda, trained_cnn, batch, name):
+    model = copy.deepcopy(trained_cnn).to(cuda)
+    x, y = _to(batch, cuda)
+    torch.manual_seed(0)
+    adv = RANDOM_EVAL[name](model, x, y)
+    assert adv.device.type == "cuda" and adv.dtype == x.dtype and adv.shape == x.shape
+    delta = (adv - x).flatten(1)
+    if name == "apgd-l2":
+        assert float(delta.norm(dim=1).max()) <= 1.5 + 1e-4
+    else:
+        assert float(delta.abs().max()) <= 0.1 + 1e-6
+    assert float(adv.min()) >= 0 and float(adv.max()) <= 1
+    with torch.no_grad():
+        robust_cuda = (model(adv).argmax(1) == y).float().mean().item()
+        torch.manual_seed(0)
+        adv_cpu = RANDOM_EVAL[name](trained_cnn, *batch)
+        robust_cpu = (trained_cnn(adv_cpu).argmax(1) == batch[1]).float().mean().item()
+    clean = (trained_cnn(batch[0]).argmax(1) == batch[1]).float().mean().item()
+    assert robust_cuda < clean, f"{name} fooled nothing on CUDA"
+    # 128 images: both devices must measure the same robustness up to the attack's own randomness
+    assert abs(robust_cuda - robust_cpu) <= 0.08, (name, robust_cuda, robust_cpu)
+
+
+def test_robust_accuracy_on_cuda(cuda, trained_cnn, batch):
+    model = copy.deepcopy(trained_cnn).to(cuda)
+    x, y = _to(batch, cuda)
+    result = lfr_rs.robust_accuracy(model, x, y, eps=0.1, steps=10, n_target_classes=2, queries=100,
+                                    detect_masking=False, progress=False)
+    want = lfr_rs.robust_accuracy(trained_cnn, *batch, eps=0.1, steps=10, n_target_classes=2, queries=100,
+                                  detect_masking=False, progress=False)
+    assert result.clean == want.clean  # no randomness in the clean predictions
+    assert 0 <= result.worst < result.clean <= 1
+    assert abs(result.worst - want.worst) <= 0.08, (result.worst, want.worst)
+    assert result.adversarial.device.type == "cuda"
+
+
+def test_surface_directions_on_cuda(cuda, trained_cnn, batch):
+    model = copy.deepcopy(trained_cnn).to(cuda)
+    x, y = _to(batch, cuda)
+    x, y = x[:4], y[:4]
+    u, v = lfr_rs.surface_directions(model, x, y)
+    u_cpu, _ = lfr_rs.surface_directions(trained_cnn, x.cpu(), y.cpu())
+    assert u.device.type == "cuda" and v.device.type == "cuda"
+    assert torch.allclose(u.flatten(1).abs().amax(1).cpu(), torch.ones(4))
+    assert torch.allclose(v.flatten(1).abs().amax(1).cpu(), torch.ones(4))
+    # the gradient-sign direction is deterministic: equal to the CPU's wherever the gradient is not ~0
+    assert (u.cpu() == u_cpu).float().mean() > 0.95
