@@ -32,18 +32,19 @@ def summary_line(point: Mapping[str, Any], note: str = "") -> str:
 
 def budget_sentences(points: Sequence[Mapping[str, Any]]) -> List[str]:
     """One sentence per training-time range between consecutive frontier
-    points: the most robust point that fits the budget."""
-    front = sorted((p for p in points if p["on_frontier"]), key=lambda p: (p["train_s"], -p["strong"]))
-    if not front:
-        return []
+    points: the most robust point that fits the budget (ties named together)."""
+    front: Dict[tuple, List[Mapping[str, Any]]] = {}
+    for p in points:
+        if p["on_frontier"]:
+            front.setdefault((p["train_s"], p["strong"]), []).append(p)
+    steps = sorted(front.items())
     lines = []
-    for i, p in enumerate(front):
-        span = (f"{_secs(p['train_s'])}-{_secs(front[i + 1]['train_s'])} s" if i + 1 < len(front)
-                else f"{_secs(p['train_s'])} s and more")
-        ties = [q["label"] for q in points if q is not p and q["train_s"] == p["train_s"] and q["strong"] == p["strong"]]
-        tied = f" (tied with {', '.join(ties)})" if ties else ""
-        lines.append(f"{span}: the frontier favours {p['label']}{tied}, {_pct(p['strong'])} strong robust accuracy "
-                     f"({_pct(p['clean'])} clean).")
+    for i, ((t, _), group) in enumerate(steps):
+        span = f"{_secs(t)}-{_secs(steps[i + 1][0][0])} s" if i + 1 < len(steps) else f"{_secs(t)} s and more"
+        p = group[0]
+        tied = f" (tied with {', '.join(q['label'] for q in group[1:])})" if len(group) > 1 else ""
+        lines.append(f"{span} of training: the frontier favours {p['label']}{tied}, {_pct(p['strong'])} strong robust "
+                     f"accuracy ({_pct(p['clean'])} clean).")
     return lines
 
 

@@ -172,6 +172,7 @@ def run(
             note = ", finished earlier"
         elif point.name in reused:
             record = reused[point.name]
+            pdir.mkdir(parents=True, exist_ok=True)
             write_json(path, record)
             note = f", from {record['source']}"
         else:
