@@ -64,6 +64,14 @@ def test_points_and_their_training_configs():
     assert [p.name for p in _settings(fd=False).points()] == POINTS[:3]
 
 
+def test_estimate_grows_with_the_inner_steps():
+    e = frontier.estimate_seconds(_settings(methods=("standard", "at", "lfr"), inner_steps=(1, 4)), 48, 16)
+    assert list(e) == ["standard-k0", "at-k1", "at-k4", "lfr-k1", "lfr-k4", "lfr-k2-fd"]
+    train_s = {k: v["train_s"] for k, v in e.items()}
+    assert 0 < train_s["standard-k0"] < train_s["at-k1"] < train_s["at-k4"] and train_s["lfr-k1"] < train_s["lfr-k4"]
+    assert len({v["eval_s_at_most"] for v in e.values()}) == 1
+
+
 @pytest.mark.parametrize("steps", [(), (0, 2), (2, 2)])
 def test_bad_inner_steps_raise(steps):
     with pytest.raises(ValueError, match="inner_steps"):
@@ -108,6 +116,7 @@ def test_json_schema(tiny_run):
     assert report["schema_version"] == frontier.SCHEMA_VERSION == 1 and report["command"] == "lfr-rs frontier --test"
     assert report["data"]["description"].startswith("Fashion-MNIST: training on 48 of 60,000 training images")
     assert report["device"].startswith("CPU: ") and set(report["versions"]) == {"lfr_rs", "torch", "python", "platform"}
+    assert set(report["expected_wall_clock_s"]) == {"train_s", "eval_s_at_most"}
     assert report["settings"]["frontier_inner_steps"] == [1, 2] and report["settings"]["points"] == POINTS
     assert [p["name"] for p in report["points"]] == POINTS
     for p in report["points"]:
