@@ -111,8 +111,9 @@ def test_json_schema(tiny_run):
     out, result = tiny_run
     report = json.loads((out / "frontier.json").read_text())
     assert report == json.loads(json.dumps(result.report))
-    assert set(report) == {"schema_version", "command", "data", "settings", "strong", "device", "versions", "started",
+    assert set(report) == {"schema_version", "complete", "command", "data", "settings", "strong", "device", "versions", "started",
                            "this_invocation_s", "expected_wall_clock_s", "load_average", "points"}
+    assert report["complete"] is True and "Partial" not in (out / "frontier.md").read_text()
     assert report["schema_version"] == frontier.SCHEMA_VERSION == 1 and report["command"] == "lfr-rs frontier --test"
     assert report["data"]["description"].startswith("Fashion-MNIST: training on 48 of 60,000 training images")
     assert report["device"].startswith("CPU: ") and set(report["versions"]) == {"lfr_rs", "torch", "python", "platform"}
@@ -151,6 +152,9 @@ def test_resumed_equals_uninterrupted(tiny_run, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         frontier.run(s, tmp_path, progress=False, verbose=False, png=False)
     assert (tmp_path / "lfr-k1" / "point.json").exists() and not (tmp_path / "lfr-k2" / "point.json").exists()
+    partial = json.loads((tmp_path / "frontier.json").read_text())
+    assert partial["complete"] is False and [p["name"] for p in partial["points"]] == POINTS[:2]
+    assert "Partial: 2 of 4 points finished" in (tmp_path / "frontier.md").read_text()
     monkeypatch.setattr(runner, "strong_evaluation", real)
     b = frontier.run(s, tmp_path, progress=False, verbose=False, png=False)
     assert _scores(b.report) == _scores(a.report)

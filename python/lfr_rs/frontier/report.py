@@ -53,6 +53,9 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     s = report["settings"]
     points = sorted(report["points"], key=lambda p: (p["train_s"], -p["strong"]))
     lines = [f"# Cost-robustness frontier, `{s['preset']}` preset, {report['data']['description']}", ""]
+    if not report["complete"]:
+        lines += [f"**Partial: {len(points)} of {len(s['points'])} points finished.** Rerun the command to continue; "
+                  "finished points are kept.", ""]
     lines += [f"- command: `{report['command']}`", f"- seed {s['seed']}; {s['eps_reason']}"]
     lines += [f"- device: {report['device']}; lfr-rs {report['versions']['lfr_rs']}, torch {report['versions']['torch']}, "
               f"python {report['versions']['python']}"]

@@ -166,6 +166,25 @@ def run(
     device = torch.device(base.device)
     eval_x, eval_y = data.eval_x[:n_eval].to(device), data.eval_y[:n_eval].to(device)
     measured: List[Dict[str, Any]] = []
+
+    def report() -> Dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "complete": len(measured) == len(points),
+            "command": " ".join(command) if command is not None else f"lfr_rs.frontier.run({base.preset!r}, ...)",
+            "data": described,
+            "settings": settings.to_dict(),
+            "strong": STRONG_NOTE,
+            "device": device_name(base.device),
+            "versions": {"lfr_rs": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
+                         "platform": platform.platform()},
+            "started": started,
+            "this_invocation_s": time.perf_counter() - tic_all,
+            "expected_wall_clock_s": total,  # of the points this invocation measures
+            "load_average": {"start": load_start, "end": _load_avg()},
+            "points": [{**r, "on_frontier": on} for r, on in zip(measured, pareto(measured))],
+        }
+
     for point in tqdm(points, desc="frontier", unit="point", disable=None if progress is None else not progress):
         pdir = point_dir(out, point)
         path = pdir / POINT
@@ -183,25 +202,13 @@ def run(
             note = ""
         measured.append(record)
         say(summary_line(record, note))
+        if len(measured) < len(points):
+            write_outputs(out, report(), png=False)  # the frontier so far, in case of an interruption
 
-    report = {
-        "schema_version": SCHEMA_VERSION,
-        "command": " ".join(command) if command is not None else f"lfr_rs.frontier.run({base.preset!r}, ...)",
-        "data": described,
-        "settings": settings.to_dict(),
-        "strong": STRONG_NOTE,
-        "device": device_name(base.device),
-        "versions": {"lfr_rs": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
-                     "platform": platform.platform()},
-        "started": started,
-        "this_invocation_s": time.perf_counter() - tic_all,
-        "expected_wall_clock_s": total,  # of the points this invocation measured
-        "load_average": {"start": load_start, "end": _load_avg()},
-        "points": [{**r, "on_frontier": on} for r, on in zip(measured, pareto(measured))],
-    }
-    paths = write_outputs(out, report, png=png)
+    final = report()
+    paths = write_outputs(out, final, png=png)
     say(f"wrote {', '.join(str(p) for p in paths.values())}")
-    return FrontierResult(report, paths)
+    return FrontierResult(final, paths)
 
 
 def _measure(s: FrontierSettings, point: Point, pdir: Path, eval_x: torch.Tensor, eval_y: torch.Tensor,
