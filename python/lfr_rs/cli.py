@@ -1,4 +1,4 @@
-"""``lfr-rs`` command line: ``train``, ``eval`` and ``quickstart``.
+"""``lfr-rs`` command line: ``train``, ``eval``, ``quickstart``, ``sweep``, ``table1`` and ``frontier``.
 
     lfr-rs train --method lfr --dataset fashion-mnist --epochs 100 --out runs/lfr
     lfr-rs train --method at --dataset mnist --data-root DIR --train-split test --holdout 2000 \\
@@ -7,6 +7,7 @@
     lfr-rs quickstart
     lfr-rs sweep --lam 0,0.005,0.01,0.02,0.05,0.1 --dataset fashion-mnist --epochs 10 --out runs/sweep
     lfr-rs table1 --preset quick --dataset fashion-mnist --out runs/table1
+    lfr-rs frontier --preset quick --dataset fashion-mnist --out runs/frontier
 
 Bad input exits with status 2 and a message; failures during a run exit 1.
 """
@@ -162,7 +163,7 @@ def _add_training_data(p: argparse.ArgumentParser, out_help: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lfr-rs", description="Adversarial training and robustness evaluation.")
     parser.add_argument("--version", action="version", version=f"lfr-rs {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,quickstart,sweep,table1}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,quickstart,sweep,table1,frontier}")
 
     t = sub.add_parser("train", help="train SmallCNN with a defense", description="Train SmallCNN (TRADES' MNIST recipe).")
     t.add_argument("--method", required=True, choices=list(METHODS))
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(run=_run_quickstart, subparser=q)
     _add_sweep(sub)
     _add_table1(sub)
+    _add_frontier(sub)
     return parser
 
 
@@ -418,6 +420,54 @@ def _run_table1(args: argparse.Namespace) -> int:
     )
     out = args.out or Path("runs") / f"table1-{args.preset}-{args.dataset}"
     result = table1.run(settings, out, progress=args.progress, command=["lfr-rs", *args.argv])
+    print(result.paths["md"].read_text())
+    print(f"files: {', '.join(str(p) for p in result.paths.values())}")
+    return 0
+
+
+def _add_frontier(sub: Any) -> None:
+    from lfr_rs.frontier import DEFAULT_INNER_STEPS, FRONTIER_METHODS
+    from lfr_rs.table1 import PRESETS
+
+    p = sub.add_parser("frontier", help="strong robust accuracy against training time, per method and inner-step budget",
+                       description="Train Standard, AT, TRADES, LLR and LFR with the table1 recipe at several inner-step "
+                       "budgets (and LFR with hvp=fd), evaluate each with the strong cascade, and write "
+                       "frontier.{json,md,png} with the Pareto frontier. Resumable: rerun the same command to continue.")
+    p.add_argument("--preset", choices=(*PRESETS, "tiny"), metavar="{" + ",".join(PRESETS) + "}", default="quick",
+                   help="as for table1 (default: %(default)s; 'tiny' is a seconds-long smoke run)")
+    p.add_argument("--dataset", choices=get_args(Dataset), default="fashion-mnist", help="(default: %(default)s)")
+    p.add_argument("--data-root", type=Path, metavar="DIR", help=f"IDX folder (required for mnist; fashion-mnist: {DEBIAN_FASHION_MNIST})")
+    p.add_argument("--train-split", choices=get_args(Split), default="train",
+                   help="'test' trains on the test split minus its first --holdout images (default: %(default)s)")
+    p.add_argument("--holdout", type=_pos_int, metavar="N", help="with --train-split test: first N test images kept for evaluation")
+    p.add_argument("--inner-steps", type=_int_list, metavar="K1,K2,..", default=DEFAULT_INNER_STEPS,
+                   help=f"inner-step budgets of AT, TRADES, LLR and LFR (default: {','.join(map(str, DEFAULT_INNER_STEPS))})")
+    p.add_argument("--methods", type=_method_list, metavar="A,B,..", default=FRONTIER_METHODS,
+                   help=f"comma-separated among {','.join(METHODS)} (default: {','.join(FRONTIER_METHODS)})")
+    p.add_argument("--no-fd", dest="fd", action="store_false", help="leave out LFR with hvp=fd at the preset's inner steps")
+    p.add_argument("--seed", type=int, help="(default: 1000, as table1)")
+    p.add_argument("--eps", type=_pos_float, help="L-inf radius for training and attacks (default: 0.3; 0.1 on fashion-mnist)")
+    p.add_argument("--table1", type=Path, metavar="DIR", help="take the points a finished table1 run in DIR measured with these settings")
+    p.add_argument("--out", type=_path, metavar="DIR", required=True, help="output folder (one folder per point, frontier.*)")
+    _add_common(p)
+    p.set_defaults(run=_run_frontier, subparser=p)
+
+
+def _run_frontier(args: argparse.Namespace) -> int:
+    from lfr_rs import frontier
+
+    if args.dataset == "mnist" and args.data_root is None:
+        raise _UsageError("--dataset mnist needs --data-root DIR (MNIST IDX files; nothing is downloaded). With only "
+                          "the 10,000 test images: --train-split test --holdout 2000")
+    if args.table1 is not None and not args.table1.is_dir():
+        raise _UsageError(f"--table1 {args.table1}: no such folder")
+    settings = frontier.resolve(
+        args.preset, args.dataset, inner_steps=args.inner_steps, fd=args.fd, methods=args.methods,
+        data_root=None if args.data_root is None else str(args.data_root.resolve()), train_split=args.train_split,
+        holdout=args.holdout, seed=args.seed, eps=args.eps, device=args.device,
+    )
+    _writable_dir(args.out, "--out")
+    result = frontier.run(settings, args.out, table1=args.table1, progress=args.progress, command=["lfr-rs", *args.argv])
     print(result.paths["md"].read_text())
     print(f"files: {', '.join(str(p) for p in result.paths.values())}")
     return 0

@@ -4,9 +4,12 @@
   its 2D map, red where the model's prediction is correct;
 * :func:`loss_surface`: Fig. 2, one input's loss surface in 3D;
 * :func:`lambda_sweep`: Fig. 3, clean and adversarial accuracy against LFR's
-  lambda, one line per attack plus the per-sample worst case.
+  lambda, one line per attack plus the per-sample worst case;
+* :func:`frontier`: beyond the paper, strong robust accuracy against training
+  wall-clock per method and inner-step budget, with the Pareto frontier.
 
-The values come from :func:`lfr_rs.surface` and :func:`lfr_rs.sweep`; these
+The values come from :func:`lfr_rs.surface`, :func:`lfr_rs.sweep` and
+:func:`lfr_rs.frontier.run`; these
 functions only draw. matplotlib is imported when a function is called, so
 ``import lfr_rs`` does not need it (``pip install matplotlib``).
 """
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["decision_surface", "lambda_sweep", "loss_surface"]
+__all__ = ["decision_surface", "frontier", "lambda_sweep", "loss_surface"]
 
 CORRECT = "#d62728"  # red: the prediction is correct (the paper's convention)
 WRONG = "#1f77b4"
@@ -140,12 +143,12 @@ def loss_surface(
     return fig
 
 
-def _load_sweep(result: Union[Mapping[str, Any], str, "os.PathLike[str]"]) -> Mapping[str, Any]:
+def _load_record(result: Union[Mapping[str, Any], str, "os.PathLike[str]"], name: str) -> Mapping[str, Any]:
     if isinstance(result, Mapping):
         return result
     path = Path(result)
     if path.is_dir():
-        path = path / "sweep.json"
+        path = path / name
     return json.loads(path.read_text())
 
 
@@ -164,7 +167,7 @@ def lambda_sweep(
     (default: every accuracy present). The lambda axis is symmetric-log so
     that 0 sits beside the small values.
     """
-    record = _load_sweep(result)
+    record = _load_record(result, "sweep.json")
     runs = sorted(record.get("runs", []), key=lambda r: r["lam"])
     if not runs:
         raise ValueError("the sweep has no finished runs to plot")
@@ -188,6 +191,63 @@ def lambda_sweep(
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+_MARKERS = {"standard": "s", "at": "o", "trades": "^", "llr": "D", "lfr": "*", "gradnorm": "v"}
+
+
+def frontier(
+    result: Union[Mapping[str, Any], str, "os.PathLike[str]"],
+    *,
+    ax: Optional["Axes"] = None,
+    title: Optional[str] = "Strong robust accuracy against training time",
+) -> "Figure":
+    """Strong robust accuracy (percent) against training wall-clock (seconds,
+    log scale): one marker and colour per method, each point annotated with
+    its inner steps (``fd``: LFR with ``hvp="fd"``, open marker), and the
+    Pareto frontier (:func:`lfr_rs.frontier.pareto`) as a step line.
+
+    ``result`` is what :func:`lfr_rs.frontier.run` reports, or its
+    ``frontier.json`` (or the run's folder).
+    """
+    from lfr_rs.frontier import pareto
+    from lfr_rs.losses import METHODS
+
+    points = list(_load_record(result, "frontier.json").get("points", []))
+    if not points:
+        raise ValueError("the frontier has no measured points to plot")
+    if any(p["train_s"] <= 0 for p in points):
+        raise ValueError("training times must be positive for the log-scale axis")
+    if ax is None:
+        fig, ax = _pyplot().subplots(figsize=(7, 4.5))
+    else:
+        fig = ax.figure
+    methods = list(dict.fromkeys(p["method"] for p in points))
+    for i, method in enumerate(methods):
+        colour = f"C{i}"
+        for fd in (False, True):
+            mine = [p for p in points if p["method"] == method and (p.get("hvp") == "fd") == fd]
+            if not mine:
+                continue
+            label = METHODS[method].title + (" (hvp=fd)" if fd else "")
+            ax.scatter([p["train_s"] for p in mine], [100 * p["strong"] for p in mine], marker=_MARKERS.get(method, "o"),
+                       s=60, label=label, edgecolors=colour, facecolors="none" if fd else colour, zorder=3)
+            for p in mine:
+                text = f"k{p['inner_steps']}" + (" fd" if fd else "")
+                ax.annotate(text, (p["train_s"], 100 * p["strong"]), textcoords="offset points", xytext=(5, 4),
+                            fontsize=7, color=colour)
+    front = sorted((p for p, on in zip(points, pareto(points)) if on), key=lambda p: p["train_s"])
+    xs = [p["train_s"] for p in front] + [max(p["train_s"] for p in points)]
+    ys = [100 * p["strong"] for p in front] + [100 * front[-1]["strong"]]
+    ax.step(xs, ys, where="post", color="k", linewidth=1, alpha=0.6, label="Pareto frontier", zorder=2)
+    ax.set_xscale("log")
+    ax.set_xlabel("training wall-clock (s, log scale)")
+    ax.set_ylabel("strong robust accuracy (%)")
+    ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title)

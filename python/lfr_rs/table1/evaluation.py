@@ -13,10 +13,10 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from lfr_rs.evaluation import paper_protocol, robust_accuracy
+from lfr_rs.evaluation import RobustAccuracy, paper_protocol, robust_accuracy
 from lfr_rs.table1.presets import AttackSettings
 
-__all__ = ["COLUMNS", "STRONG_AVAILABLE", "STRONG_NOTE", "evaluate_row", "protocol_notes"]
+__all__ = ["COLUMNS", "STRONG_AVAILABLE", "STRONG_NOTE", "evaluate_row", "protocol_notes", "strong_evaluation"]
 
 # (key, column title) in Table 1's order, plus the strong evaluation the paper did not run
 COLUMNS: Tuple[Tuple[str, str], ...] = (
@@ -44,6 +44,17 @@ def protocol_notes(a: AttackSettings) -> Dict[str, str]:
     }
 
 
+def strong_evaluation(
+    model: torch.nn.Module, inputs: Tensor, labels: Tensor, attack: AttackSettings, *, progress: Optional[bool] = None,
+) -> RobustAccuracy:
+    """The "Strong" column: :func:`lfr_rs.robust_accuracy` at the settings' ``strong_*`` budgets."""
+    a = attack
+    return robust_accuracy(
+        model, inputs, labels, eps=a.eps, batch_size=a.batch_size, steps=a.strong_steps,
+        n_target_classes=a.strong_targets, queries=a.strong_queries, detect_masking=False, progress=progress,
+    )
+
+
 def evaluate_row(
     model: torch.nn.Module,
     inputs: Tensor,
@@ -60,10 +71,7 @@ def evaluate_row(
         model, inputs, labels, eps=a.eps, alpha=a.alpha, steps=a.steps, ddn_steps=a.ddn_steps,
         mifgsm_decay=a.mifgsm_decay, batch_size=a.batch_size, progress=progress,
     )
-    strong = robust_accuracy(
-        model, inputs, labels, eps=a.eps, batch_size=a.batch_size, steps=a.strong_steps,
-        n_target_classes=a.strong_targets, queries=a.strong_queries, detect_masking=False, progress=progress,
-    )
+    strong = strong_evaluation(model, inputs, labels, a, progress=progress)
     row: Dict[str, Any] = {key: paper.get(key) for key, _ in COLUMNS if key != "strong"}
     row["strong"] = strong.worst if strong.n else None
     row["n"] = len(inputs)

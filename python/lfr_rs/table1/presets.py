@@ -31,6 +31,7 @@ __all__ = [
     "Preset",
     "Table1Settings",
     "resolve",
+    "travel_alpha",
 ]
 
 Preset = Literal["quick", "paper", "tiny"]
@@ -45,6 +46,12 @@ FASHION_EPS_REASON = (
 )
 # the paper's 40 inner steps of 0.01 at eps 0.3 travel 4/3 of the radius; kept when eps or steps change
 _TRAVEL = 40 * 0.01 / PAPER_EPS
+
+
+def travel_alpha(eps: float, steps: int) -> float:
+    """The inner step size of ``steps`` steps that travel the paper's 4/3 of
+    ``eps`` (40 steps of 0.01 at eps 0.3), rounded as stored in settings."""
+    return round(_TRAVEL * eps / steps, 10)
 
 # The authors' LFR script (Standard is LFR with lambda = 0, Sec. 4.2).
 _LFR_SCRIPT: Dict[str, Any] = {"drop": 0.0, "milestones": (90,), "recipe": "authors' MNIST_defense.py"}
@@ -197,7 +204,7 @@ def resolve(
     q = dict(_TINY) if preset == "tiny" else dict(_QUICK[dataset])
     batch_size = q.pop("batch_size", 128)
     steps = q["inner_steps"]
-    alpha = round(_TRAVEL * eps / steps, 10)
+    alpha = travel_alpha(eps, steps)
     scaled: List[str] = [
         f"training images: first {q['train_n']} (paper: all 60,000)",
         f"evaluation images: first {q['eval_n']} (paper: all 10,000)",

@@ -18,7 +18,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, NamedTuple, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,10 @@ from lfr_rs.table1.presets import Table1Settings
 from lfr_rs.table1.report import PAPER_TABLE1, SCHEMA_VERSION, write_outputs
 from lfr_rs.training import load_data, train, write_json
 
-__all__ = ["Table1Result", "data_description", "estimate_seconds", "method_dir", "run"]
+__all__ = [
+    "Table1Result", "batch_seconds", "calibrate", "check_settings", "data_description", "device_name", "estimate_seconds",
+    "method_dir", "run", "settings_diff",
+]
 
 SETTINGS = "settings.json"
 ROW = "row.json"
@@ -77,17 +80,15 @@ def _time_pass(fn: Any, reps: int = 3) -> float:
     return best
 
 
-def estimate_seconds(s: Table1Settings, n_train: int, n_eval: int) -> Dict[str, float]:
-    """Expected wall-clock per method, from a calibration on this device: one
-    forward/backward (``u``) and one double backprop (``v``) of a batch.
-    Training costs per batch: standard u, AT (K+1)u, TRADES (K+2)u, LLR Ku+v,
-    GradNorm v, LFR (K+1)v; evaluation (1 + 40 + 40 + 20)u per batch."""
-    device = torch.device(s.device)
+def calibrate(device: str, batch_size: int) -> Tuple[float, float]:
+    """Seconds of one forward/backward (``u``) and one double backprop (``v``)
+    of a SmallCNN batch on ``device``, best of three."""
+    dev = torch.device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = SmallCNN(zero_init_last=False).to(device)
-        x = torch.rand(s.batch_size, 1, 28, 28, device=device)
-        y = torch.randint(0, 10, (s.batch_size,), device=device)
+        model = SmallCNN(zero_init_last=False).to(dev)
+        x = torch.rand(batch_size, 1, 28, 28, device=dev)
+        y = torch.randint(0, 10, (batch_size,), device=dev)
 
         def plain() -> None:
             xr = x.clone().requires_grad_(True)
@@ -96,16 +97,31 @@ def estimate_seconds(s: Table1Settings, n_train: int, n_eval: int) -> Dict[str, 
         def double() -> None:
             grad_norm_penalty(model, x, y).mean().backward()
 
-        u, v = _time_pass(plain), _time_pass(double)
-    k = s.inner_steps
-    per_batch = {"standard": u, "at": (k + 1) * u, "trades": (k + 2) * u, "llr": k * u + v, "gradnorm": v, "lfr": (k + 1) * v}
+        return _time_pass(plain), _time_pass(double)
+
+
+def batch_seconds(u: float, v: float, k: int) -> Dict[str, float]:
+    """Training cost of one batch per method with ``k`` inner steps:
+    standard u, AT (k+1)u, TRADES (k+2)u, LLR ku+v, GradNorm v, LFR (k+1)v,
+    LFR with ``hvp="fd"`` ("lfr-fd": two gradients per inner step) 2ku+v."""
+    return {"standard": u, "at": (k + 1) * u, "trades": (k + 2) * u, "llr": k * u + v, "gradnorm": v,
+            "lfr": (k + 1) * v, "lfr-fd": 2 * k * u + v}
+
+
+def estimate_seconds(s: Table1Settings, n_train: int, n_eval: int, *, inner_steps: Optional[int] = None) -> Dict[str, float]:
+    """Expected wall-clock per method, from a calibration on this device
+    (:func:`calibrate`, costs per batch in :func:`batch_seconds`, with
+    ``inner_steps`` in place of the settings' if given); evaluation
+    (1 + 40 + 40 + 20)u per batch."""
+    u, v = calibrate(s.device, s.batch_size)
+    per_batch = batch_seconds(u, v, s.inner_steps if inner_steps is None else inner_steps)
     batches = -(-n_train // s.batch_size) * s.epochs
     a = s.attack
     eval_s = -(-n_eval // s.batch_size) * (1 + 1 + 2 * a.steps + a.ddn_steps) * u
     return {m: batches * per_batch[m] + eval_s for m in s.methods}
 
 
-def _device_name(device: str) -> str:
+def device_name(device: str) -> str:
     d = torch.device(device)
     if d.type == "cuda":
         return f"{torch.cuda.get_device_name(d)} (CUDA)"
@@ -119,19 +135,28 @@ def _load_avg() -> str:
         return "n/a"
 
 
-def _check_settings(out: Path, s: Table1Settings) -> None:
+def settings_diff(saved: Mapping[str, Any], ours: Mapping[str, Any]) -> List[str]:
+    """``"key: saved there, ours now"`` for every key of ``ours`` whose saved value differs."""
+    return [f"{k}: {saved.get(k)!r} there, {v!r} now" for k, v in ours.items() if saved.get(k) != v]
+
+
+def check_settings(out: Path, record: Mapping[str, Any], comparable: Mapping[str, Any], what: str = "a Table 1 run") -> None:
+    """Writes ``record`` to ``out/settings.json`` on the first run; later runs
+    must agree with it on every key of ``comparable`` (ValueError otherwise)."""
     path = out / SETTINGS
     if not path.exists():
-        write_json(path, s.to_dict())
+        write_json(path, dict(record))
         return
-    saved = json.loads(path.read_text())
-    ours = s.comparable()
-    diff = [f"{k}: {saved.get(k)!r} there, {v!r} now" for k, v in ours.items() if saved.get(k) != v]
+    diff = settings_diff(json.loads(path.read_text()), comparable)
     if diff:
         raise ValueError(
-            f"{out} holds a Table 1 run with other settings ({'; '.join(diff)}); rerun with the same settings to "
+            f"{out} holds {what} with other settings ({'; '.join(diff)}); rerun with the same settings to "
             "continue it, or choose another --out"
         )
+
+
+def _check_settings(out: Path, s: Table1Settings) -> None:
+    check_settings(out, s.to_dict(), s.comparable())
 
 
 def _summary(method: str, row: Dict[str, Any], note: str = "") -> str:
@@ -169,7 +194,7 @@ def run(
     say(f"strong evaluation: {STRONG_NOTE}")
     estimate = estimate_seconds(settings, n_train, eval_n)
     total = sum(estimate.values())
-    say(f"expected wall-clock: about {total / 60:.1f} min on {_device_name(settings.device)} "
+    say(f"expected wall-clock: about {total / 60:.1f} min on {device_name(settings.device)} "
         f"({', '.join(f'{m} {t / 60:.1f}' for m, t in estimate.items())} min; calibrated just now)")
 
     rows: Dict[str, Dict[str, Any]] = {}
@@ -188,7 +213,7 @@ def run(
             "rows": rows,
             "paper": {m: PAPER_TABLE1[m] for m in settings.methods if m in PAPER_TABLE1},
             "paper_setting": "MNIST, 60,000 training / 10,000 test images, eps 0.3, 100 epochs",
-            "device": _device_name(settings.device),
+            "device": device_name(settings.device),
             "versions": {"lfr_rs": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
                          "platform": platform.platform()},
             "started": started,
