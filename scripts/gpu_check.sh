@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lfr-rs on a GPU, in two halves.
 #
-#   bash scripts/gpu_check.sh pack   # here, on the CPU: builds the torch 2.11 wheel (the GPU machine has
+#   bash scripts/gpu_check.sh pack   # here, on the CPU: builds the torch 2.11 wheel for Python 3.12 (GPU_PYTHON=3.11:
+#                                    # for another Python, as CI's dry run does) (the GPU machine has
 #                                    # torch 2.11.0+cu130 and Python 3.12, and no package registry), packs
 #                                    # dist/gpu/ (<= 64 MiB), then runs the `run` half on the CPU (--quick)
 #                                    # against the pack, to prove it before any GPU time is spent
@@ -22,15 +23,17 @@ PACK=dist/gpu
 MINOR=2.11
 
 pack() {
-    local venv=.venv-torch$MINOR
-    if ! ls dist/torch-$MINOR/lfr_rs-*.whl >/dev/null 2>&1; then
-        bash scripts/test_torch_variant.sh $MINOR.0
+    # GPU_PYTHON: the Python to pack for (the GPU machine's 3.12; CI packs its own build's as a dry run)
+    local pyver=${GPU_PYTHON:-3.12}
+    local venv=.venv-torch$MINOR-py$pyver dist=dist/torch-$MINOR-py$pyver
+    if ! ls "$dist"/lfr_rs-*.whl >/dev/null 2>&1; then
+        LFR_VARIANT_PYTHON=$pyver bash scripts/test_torch_variant.sh $MINOR.0
     fi
     local wheel
-    wheel=$(ls dist/torch-$MINOR/lfr_rs-*.whl | head -n1)
+    wheel=$(ls "$dist"/lfr_rs-*.whl | head -n1)
     case "$wheel" in
         *cp312*) ;;
-        *) echo "warning: $wheel is not a CPython 3.12 wheel; the GPU machine runs Python 3.12" >&2 ;;
+        *) echo "warning: $wheel is not a CPython 3.12 wheel; the GPU machine runs Python 3.12 (a dry run only)" >&2 ;;
     esac
     rm -rf "$PACK"
     mkdir -p "$PACK/site" "$PACK/mnist"

@@ -3,31 +3,39 @@
 # 2.13.0 of scripts/setup.sh: CI calls it from scripts/test.sh.
 #
 #   bash scripts/test_torch_variant.sh [2.11.0]
+#   LFR_VARIANT_PYTHON=3.12 bash scripts/test_torch_variant.sh 2.11.0   # the GPU machine's Python
 #
-# 1. .venv-torch<X.Y>: a venv (Python 3.12 where pyenv has it, the GPU
-#    machine's Python) with only that torch, the build and the test tools;
+# 1. .venv-torch<X.Y>-py<P>: a venv with only that torch, the build and the test
+#    tools, on Python P (default: the Python of .venv, so that step 4 is real;
+#    LFR_VARIANT_PYTHON=3.12 or a path chooses another);
 # 2. builds the wheel with that venv's pip, *without activating it*
 #    (`venv/bin/pip wheel --no-build-isolation .`): the build backend picks
 #    variants/torch-<X.Y>/Cargo.toml and that venv's torch;
 # 3. installs the wheel there and runs the kernel tests against it;
-# 4. loads that build under the 2.13 venv (a real mismatch): it must raise the
-#    ImportError that names both versions.
-# The wheel stays in dist/torch-<X.Y>/, where scripts/gpu_check.sh packs it from.
+# 4. loads that build under the 2.13 venv of scripts/setup.sh (a real mismatch,
+#    same Python): it must raise the ImportError that names both versions.
+# The wheel stays in dist/torch-<X.Y>-py<P>/, where scripts/gpu_check.sh packs it from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH=${1:-2.11.0}
 MINOR=${TORCH%.*}
-VENV=.venv-torch$MINOR
-DIST=dist/torch-$MINOR
-# A Python 3.12 that runs (a pyenv shim can exist without the version being selected).
+
+# The Python to build for: a version (3.12) or a path; default the one of .venv.
 find_python() {
-    local c
-    for c in "${LFR_VARIANT_PYTHON:-}" python3.12 "$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2>/dev/null | tail -n1)" python3; do
+    local want=$1 c
+    if [ -x "$want" ]; then echo "$want"; return; fi
+    for c in "python$want" "$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want"*/bin/python"$want" 2>/dev/null | tail -n1)"; do
+        # a pyenv shim can exist without that version being selected: it must run
         if [ -n "$c" ] && "$c" -c "" 2>/dev/null; then command -v "$c"; return; fi
     done
-    echo "error: no Python found for the variant venv (set LFR_VARIANT_PYTHON)" >&2; exit 1
+    echo "error: no Python $want found for the torch $TORCH venv (set LFR_VARIANT_PYTHON to a version or a path)" >&2
+    exit 1
 }
-PY=$(find_python)
+MAIN_PYVER=$( [ -x .venv/bin/python ] && .venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' || true)
+PY=$(find_python "${LFR_VARIANT_PYTHON:-${MAIN_PYVER:-3.12}}")
+PYVER=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+VENV=.venv-torch$MINOR-py$PYVER
+DIST=dist/torch-$MINOR-py$PYVER
 t0=$SECONDS
 
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH')" 2>/dev/null; then
@@ -41,7 +49,7 @@ echo "== torch $TORCH venv ready ($((SECONDS - t0)) s)"
 t1=$SECONDS
 rm -rf "$DIST"
 # Not activated on purpose: the backend must find this venv's torch by itself.
-env -u VIRTUAL_ENV CARGO_TARGET_DIR="$PWD/target/torch-$MINOR" \
+env -u VIRTUAL_ENV CARGO_TARGET_DIR="$PWD/target/torch-$MINOR-py$PYVER" \
     "$VENV/bin/pip" wheel -q --no-build-isolation --no-deps -w "$DIST" .
 "$VENV/bin/pip" install -q --no-deps --force-reinstall "$DIST"/lfr_rs-*.whl
 echo "== built and installed the torch $TORCH wheel ($((SECONDS - t1)) s)"
@@ -56,7 +64,9 @@ TORCH_LIB=$("$VENV/bin/python" -c "import os, torch; print(os.path.join(os.path.
 echo "== kernel tests against torch $TORCH ($((SECONDS - t2)) s)"
 
 # A real mismatch: the torch-$TORCH build under the 2.13 venv.
-if [ -x .venv/bin/python ] && [ "$MINOR" != 2.13 ]; then
+if [ "$MINOR" != 2.13 ] && [ "$PYVER" != "$MAIN_PYVER" ]; then
+    echo "== mismatch check skipped: .venv runs Python ${MAIN_PYVER:-(none)}, this build is for $PYVER"
+elif [ "$MINOR" != 2.13 ]; then
     site=$(mktemp -d)
     (cd "$site" && "$OLDPWD/$VENV/bin/python" -m zipfile -e "$OLDPWD/$DIST"/lfr_rs-*.whl .)
     out=$(cd /tmp && PYTHONPATH="$site" "$OLDPWD/.venv/bin/python" -c "import lfr_rs" 2>&1 || true)
