@@ -23,7 +23,8 @@ __all__ = [
 ]
 
 FRONTIER_METHODS: Tuple[str, ...] = TABLE1_METHODS
-DEFAULT_INNER_STEPS: Tuple[int, ...] = (2, 5, 10)
+# includes the quick preset's 3, so `--table1` can supply those points
+DEFAULT_INNER_STEPS: Tuple[int, ...] = (1, 3, 10)
 #: methods without an inner maximisation: one point each, whatever the budgets
 NO_INNER_STEPS: Tuple[str, ...] = ("standard", "gradnorm")
 
