@@ -238,3 +238,17 @@ def test_stability_compares_rankings():
         compare([a, {**b, "settings": {**b["settings"], "eps": 0.1}}])
     with pytest.raises(ValueError, match="two runs"):
         compare([a])
+
+
+def test_stability_ranks_the_strong_column_when_every_run_has_it():
+    from lfr_rs.table1.stability import compare, format_stability
+
+    a = _fake(1000, {"standard": 0.0, "at": 0.5, "lfr": 0.6})
+    b = _fake(1001, {"standard": 0.01, "at": 0.62, "lfr": 0.58})
+    assert "strong" not in compare([a, b])["columns"]  # tables made before the strong evaluation
+    for report, strong in ((a, {"standard": 0.0, "at": 0.3, "lfr": 0.4}), (b, {"standard": 0.0, "at": 0.35, "lfr": 0.3})):
+        for m, v in strong.items():
+            report["rows"][m]["strong"] = v
+    result = compare([a, b])
+    assert result["columns"]["strong"]["rankings"] == [["lfr", "at", "standard"], ["at", "lfr", "standard"]]
+    assert "| Strong | LFR > AT > Standard | AT > LFR > Standard | no |" in format_stability(result)

@@ -13,8 +13,8 @@ from lfr_rs.losses import METHODS
 
 __all__ = ["compare", "format_stability", "load_report", "ranking"]
 
-RANKED = ("clean", "fgsm", "pgd", "mifgsm", "ddn")
-_TITLES = {"clean": "Clean", "fgsm": "FGSM", "pgd": "PGD40", "mifgsm": "MI-FGSM", "ddn": "DDNA"}
+RANKED = ("clean", "fgsm", "pgd", "mifgsm", "ddn", "strong")
+_TITLES = {"clean": "Clean", "fgsm": "FGSM", "pgd": "PGD40", "mifgsm": "MI-FGSM", "ddn": "DDNA", "strong": "Strong"}
 
 
 def load_report(path: Union[str, Path]) -> Dict[str, Any]:
@@ -49,6 +49,8 @@ def compare(reports: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
     n = min(int(row["n"]) for r in reports for row in r["rows"].values())
     out: Dict[str, Any] = {"seeds": [r["settings"]["seed"] for r in reports], "n": n, "columns": {}}
     for col in RANKED:
+        if any(row.get(col) is None for r in reports for row in r["rows"].values()):
+            continue  # a column some run did not measure (tables made before the strong evaluation existed)
         ranks = [ranking(r, col) for r in reports]
         agree = min(_pairs_agreeing(a, b) for a, b in itertools.combinations(ranks, 2))
         gap = max(
