@@ -145,8 +145,9 @@ class Table1Settings:
 # (benchmarks/table1_quick_trials.py, results/table1_quick_trials.txt): the whole table within
 # 15 minutes, and AT off chance at MNIST's eps 0.3, which it was not at 4 epochs of 4,000 images at
 # batch 128 and lr 0.01 (125 SGD steps: 13.4% everywhere). More SGD steps on more distinct images
-# (one pass over 6,000 at batch 32, 188 steps) and lr 0.02 get every method learning at this budget;
-# lr 0.05 made LLR diverge (12% clean on Fashion-MNIST).
+# (one pass over 6,000 at batch 32, 188 steps) and lr 0.02 get Standard, AT, TRADES and LFR learning at
+# this budget (lr 0.05 also did, at 2,000 images x 3 epochs); LLR collapses to a constant prediction at
+# every lr tried (0.01, 0.02, 0.05).
 _QUICK: Dict[str, Dict[str, Any]] = {
     "mnist": {"train_n": 6000, "eval_n": 200, "epochs": 1, "inner_steps": 3, "batch_size": 32, "lr": 0.02},
     "fashion-mnist": {"train_n": 6000, "eval_n": 200, "epochs": 1, "inner_steps": 3, "batch_size": 32, "lr": 0.02},
