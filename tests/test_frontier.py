@@ -112,7 +112,8 @@ def test_json_schema(tiny_run):
     report = json.loads((out / "frontier.json").read_text())
     assert report == json.loads(json.dumps(result.report))
     assert set(report) == {"schema_version", "complete", "command", "data", "settings", "strong", "device", "versions", "started",
-                           "this_invocation_s", "expected_wall_clock_s", "load_average", "points"}
+                           "this_invocation_s", "expected_wall_clock_s", "load_average", "time_key", "cost", "points"}
+    assert report["time_key"] == "cost_s" and "side by side" in report["cost"]
     assert report["complete"] is True and "Partial" not in (out / "frontier.md").read_text()
     assert report["schema_version"] == frontier.SCHEMA_VERSION == 1 and report["command"] == "lfr-rs frontier --test"
     assert report["data"]["description"].startswith("Fashion-MNIST: training on 48 of 60,000 training images")
@@ -122,14 +123,15 @@ def test_json_schema(tiny_run):
     assert [p["name"] for p in report["points"]] == POINTS
     for p in report["points"]:
         assert set(p) == {"name", "label", "method", "inner_steps", "hvp", "inner_alpha", "train_s", "eval_s", "clean",
-                          "strong", "n", "epochs", "source", "on_frontier"}
+                          "strong", "n", "epochs", "source", "sgd_steps", "step_s", "cost_s", "on_frontier"}
         assert p["n"] == 16 and p["epochs"] == 2 and p["source"] == "trained"
+        assert p["sgd_steps"] == 3 * 2 and p["cost_s"] == pytest.approx(p["sgd_steps"] * p["step_s"]) and p["step_s"] > 0
         assert p["train_s"] > 0 and p["eval_s"] > 0 and 0 <= p["strong"] <= p["clean"] <= 1
         assert (out / p["name"] / "point.json").is_file() and (out / p["name"] / "checkpoint.pt").is_file()
-    assert [p["on_frontier"] for p in report["points"]] == pareto(report["points"])
+    assert [p["on_frontier"] for p in report["points"]] == pareto(report["points"], time_key="cost_s")
     assert [(p["inner_steps"], p["hvp"]) for p in report["points"]] == [(0, None), (1, "exact"), (2, "exact"), (2, "fd")]
     md = (out / "frontier.md").read_text()
-    assert "| point | inner steps | hvp | train s | eval s | clean | strong | on frontier | source |" in md
+    assert "| point | inner steps | hvp | step s | training s | recorded train s | eval s | clean | strong |" in md
     assert md.count(" of training: the frontier favours ") >= 1 and "lfr-rs frontier --test" in md
 
 
@@ -286,3 +288,18 @@ def test_cli_refuses_a_mismatched_table1(tiny_table1, tmp_path, capsys):
               "--out", str(tmp_path)])
     assert info.value.code == 2
     assert "seed: 1000 there, 7 now" in capsys.readouterr().err
+
+
+def test_step_seconds_are_measured_side_by_side_and_follow_the_passes():
+    from lfr_rs.frontier.cost import step_seconds
+    from lfr_rs.training import load_data
+
+    s = _settings(methods=("standard", "at", "lfr"), inner_steps=(1, 8))
+    data = load_data(s.train_config(Point("standard", 0)))
+    times = step_seconds(s, s.points(), data.train_x[:16], data.train_y[:16], rounds=2)
+    assert set(times) == {p.name for p in s.points()} and all(t > 0 for t in times.values())
+    # 8 inner steps cost several times 1 (AT: 9 vs 2 passes; LFR: 9 vs 2 double backprops)
+    assert times["at-k8"] > 2 * times["at-k1"] and times["lfr-k8"] > 2 * times["lfr-k1"]
+    assert times["standard-k0"] < times["at-k1"] < times["lfr-k8"]
+    with pytest.raises(ValueError, match="rounds"):
+        step_seconds(s, s.points(), data.train_x[:16], data.train_y[:16], rounds=0)

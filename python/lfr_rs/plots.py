@@ -217,10 +217,12 @@ def frontier(
     from lfr_rs.frontier import pareto
     from lfr_rs.losses import METHODS
 
-    points = list(_load_record(result, "frontier.json").get("points", []))
+    record = _load_record(result, "frontier.json")
+    points = list(record.get("points", []))
+    key = record.get("time_key", "train_s")  # "cost_s": steps x side-by-side step time (lfr_rs.frontier.cost)
     if not points:
         raise ValueError("the frontier has no measured points to plot")
-    if any(p["train_s"] <= 0 for p in points):
+    if any(p[key] <= 0 for p in points):
         raise ValueError("training times must be positive for the log-scale axis")
     if ax is None:
         fig, ax = _pyplot().subplots(figsize=(7, 4.5))
@@ -234,18 +236,19 @@ def frontier(
             if not mine:
                 continue
             label = METHODS[method].title + (" (hvp=fd)" if fd else "")
-            ax.scatter([p["train_s"] for p in mine], [100 * p["strong"] for p in mine], marker=_MARKERS.get(method, "o"),
+            ax.scatter([p[key] for p in mine], [100 * p["strong"] for p in mine], marker=_MARKERS.get(method, "o"),
                        s=60, label=label, edgecolors=colour, facecolors="none" if fd else colour, zorder=3)
             for p in mine:
                 text = f"k{p['inner_steps']}" + (" fd" if fd else "")
-                ax.annotate(text, (p["train_s"], 100 * p["strong"]), textcoords="offset points", xytext=(5, 4),
+                ax.annotate(text, (p[key], 100 * p["strong"]), textcoords="offset points", xytext=(5, 4),
                             fontsize=7, color=colour)
-    front = sorted((p for p, on in zip(points, pareto(points)) if on), key=lambda p: p["train_s"])
-    xs = [p["train_s"] for p in front] + [max(p["train_s"] for p in points)]
+    front = sorted((p for p, on in zip(points, pareto(points, time_key=key)) if on), key=lambda p: p[key])
+    xs = [p[key] for p in front] + [max(p[key] for p in points)]
     ys = [100 * p["strong"] for p in front] + [100 * front[-1]["strong"]]
     ax.step(xs, ys, where="post", color="k", linewidth=1, alpha=0.6, label="Pareto frontier", zorder=2)
     ax.set_xscale("log")
-    ax.set_xlabel("training wall-clock (s, log scale)")
+    ax.set_xlabel("training time (s, log scale): SGD steps x step time measured side by side" if key == "cost_s"
+                  else "training wall-clock (s, log scale)")
     ax.set_ylabel("strong robust accuracy (%)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")

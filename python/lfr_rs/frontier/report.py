@@ -30,13 +30,13 @@ def summary_line(point: Mapping[str, Any], note: str = "") -> str:
             f"(train {_secs(point['train_s'])} s{eval_s}{note})")
 
 
-def budget_sentences(points: Sequence[Mapping[str, Any]]) -> List[str]:
+def budget_sentences(points: Sequence[Mapping[str, Any]], *, time_key: str = "train_s") -> List[str]:
     """One sentence per training-time range between consecutive frontier
     points: the most robust point that fits the budget (ties named together)."""
     front: Dict[tuple, List[Mapping[str, Any]]] = {}
     for p in points:
         if p["on_frontier"]:
-            front.setdefault((p["train_s"], p["strong"]), []).append(p)
+            front.setdefault((p[time_key], p["strong"]), []).append(p)
     steps = sorted(front.items())
     lines = []
     for i, ((t, _), group) in enumerate(steps):
@@ -51,7 +51,8 @@ def budget_sentences(points: Sequence[Mapping[str, Any]]) -> List[str]:
 def format_markdown(report: Mapping[str, Any]) -> str:
     """The whole ``frontier.md``."""
     s = report["settings"]
-    points = sorted(report["points"], key=lambda p: (p["train_s"], -p["strong"]))
+    key = report.get("time_key", "train_s")
+    points = sorted(report["points"], key=lambda p: (p[key], -p["strong"]))
     lines = [f"# Cost-robustness frontier, `{s['preset']}` preset, {report['data']['description']}", ""]
     if not report["complete"]:
         lines += [f"**Partial: {len(points)} of {len(s['points'])} points finished.** Rerun the command to continue; "
@@ -69,15 +70,24 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     lines.append(inner)
     for item in s.get("scaled") or ():
         lines.append(f"- scaled: {item}")
-    lines += ["", "| point | inner steps | hvp | train s | eval s | clean | strong | on frontier | source |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    if key == "cost_s":
+        lines.append(f"- {report['cost']}")
+        lines += ["", "| point | inner steps | hvp | step s | training s | recorded train s | eval s | clean | strong | "
+                  "on frontier | source |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    else:
+        lines += ["", "| point | inner steps | hvp | train s | eval s | clean | strong | on frontier | source |",
+                  "|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         eval_s = "-" if p.get("eval_s") is None else _secs(p["eval_s"])
-        lines.append(f"| {p['label']} | {p['inner_steps']} | {p['hvp'] or '-'} | {_secs(p['train_s'])} | {eval_s} | "
+        times = (f"{p['step_s']:.3f} | {_secs(p['cost_s'])} | {_secs(p['train_s'])}" if key == "cost_s"
+                 else _secs(p["train_s"]))
+        lines.append(f"| {p['label']} | {p['inner_steps']} | {p['hvp'] or '-'} | {times} | {eval_s} | "
                      f"{_pct(p['clean'])} | {_pct(p['strong'])} | {'yes' if p['on_frontier'] else 'no'} | {p['source']} |")
+    what = ("SGD steps x the step time measured side by side" if key == "cost_s"
+            else "the sum of the epochs' wall-clock")
     lines += ["", "On the frontier: no other point trains at least as fast and is at least as robust (strong), "
-              "better in one of the two. Training time is the sum of the epochs' wall-clock.", ""]
-    lines += budget_sentences(report["points"])
+              f"better in one of the two. Training time is {what}.", ""]
+    lines += budget_sentences(report["points"], time_key=key)
     return "\n".join(lines) + "\n"
 
 

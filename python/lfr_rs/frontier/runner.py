@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lfr_rs import __version__
+from lfr_rs.frontier.cost import sgd_steps, step_seconds
 from lfr_rs.frontier.points import NO_INNER_STEPS, FrontierSettings, Point, pareto
 from lfr_rs.frontier.report import SCHEMA_VERSION, summary_line, write_outputs
 from lfr_rs.table1.evaluation import STRONG_NOTE, strong_evaluation
@@ -156,12 +157,17 @@ def run(
     say(f"Cost-robustness frontier ({base.preset} preset): {described['description']}.")
     say(f"{base.eps_reason}. strong evaluation: {STRONG_NOTE}.")
     points = settings.points()
+    steps = sgd_steps(settings, n_train)
+    say(f"timing one training step of each of the {len(points)} points, side by side ...")
+    batch = min(base.batch_size, n_train)
+    step_s = step_seconds(settings, points, data.train_x[:batch], data.train_y[:batch])
     estimate = estimate_seconds(settings, n_train, n_eval)
     todo = [p.name for p in points if p.name not in reused and not (point_dir(out, p) / POINT).exists()]
-    total = {k: sum(estimate[name][k] for name in todo) for k in ("train_s", "eval_s_at_most")}
+    total = {"train_s": sum(steps * step_s[name] for name in todo),
+             "eval_s_at_most": sum(estimate[name]["eval_s_at_most"] for name in todo)}
     say(f"{len(points)} points, {len(todo)} to train and evaluate: expected wall-clock about {total['train_s'] / 60:.1f} "
         f"min of training plus at most {total['eval_s_at_most'] / 60:.1f} min of evaluation on "
-        f"{device_name(base.device)} (calibrated just now)")
+        f"{device_name(base.device)} (measured just now)")
 
     device = torch.device(base.device)
     eval_x, eval_y = data.eval_x[:n_eval].to(device), data.eval_y[:n_eval].to(device)
@@ -182,7 +188,9 @@ def run(
             "this_invocation_s": time.perf_counter() - tic_all,
             "expected_wall_clock_s": total,  # of the points this invocation measures
             "load_average": {"start": load_start, "end": _load_avg()},
-            "points": [{**r, "on_frontier": on} for r, on in zip(measured, pareto(measured))],
+            "time_key": "cost_s",
+            "cost": COST_NOTE.format(steps=steps, batch=base.batch_size),
+            "points": _with_costs(measured, steps, step_s),
         }
 
     for point in tqdm(points, desc="frontier", unit="point", disable=None if progress is None else not progress):
@@ -209,6 +217,17 @@ def run(
     paths = write_outputs(out, final, png=png)
     say(f"wrote {', '.join(str(p) for p in paths.values())}")
     return FrontierResult(final, paths)
+
+
+COST_NOTE = ("training time = the {steps} SGD steps of every point x the median seconds of one of its steps (batch "
+             "{batch}), all points timed side by side in this invocation (lfr_rs.frontier.cost.step_seconds); train_s "
+             "is the wall-clock each training recorded, which also holds whatever else the machine did then")
+
+
+def _with_costs(measured: Sequence[Dict[str, Any]], steps: int, step_s: Dict[str, float]) -> List[Dict[str, Any]]:
+    points = [{**r, "sgd_steps": steps, "step_s": step_s[r["name"]], "cost_s": steps * step_s[r["name"]]}
+              for r in measured]
+    return [{**p, "on_frontier": on} for p, on in zip(points, pareto(points, time_key="cost_s"))]
 
 
 def _measure(s: FrontierSettings, point: Point, pdir: Path, eval_x: torch.Tensor, eval_y: torch.Tensor,
