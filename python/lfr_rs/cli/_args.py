@@ -134,12 +134,14 @@ def _add_training_data(p: argparse.ArgumentParser, out_help: str) -> None:
 
 
 def _add_experiment_data(p: argparse.ArgumentParser) -> None:
-    """The data options ``table1`` and ``frontier`` share."""
+    """The data, seed and eps options ``table1`` and ``frontier`` share."""
     p.add_argument("--dataset", choices=get_args(Dataset), default="fashion-mnist", help="(default: %(default)s)")
     p.add_argument("--data-root", type=Path, metavar="DIR", help=f"IDX folder (required for mnist; fashion-mnist: {DEBIAN_FASHION_MNIST})")
     p.add_argument("--train-split", choices=get_args(Split), default="train",
                    help="'test' trains on the test split minus its first --holdout images (default: %(default)s)")
     p.add_argument("--holdout", type=_pos_int, metavar="N", help="with --train-split test: first N test images kept for evaluation")
+    p.add_argument("--seed", type=int, help="(default: 1000, the authors' script's)")
+    p.add_argument("--eps", type=_pos_float, help="L-inf radius for training and attacks (default: 0.3; 0.1 on fashion-mnist)")
 
 
 def _check_mnist_root(args: argparse.Namespace) -> None:

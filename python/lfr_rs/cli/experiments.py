@@ -87,8 +87,6 @@ def add_table1(sub: Any) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: runs/table1-PRESET-DATASET)")
     p.add_argument("--methods", type=_method_list, metavar="A,B,..", default=TABLE1_METHODS,
                    help=f"comma-separated among {','.join(METHODS)} (default: {','.join(TABLE1_METHODS)})")
-    p.add_argument("--seed", type=int, help="(default: 1000, the authors' script's)")
-    p.add_argument("--eps", type=_pos_float, help="L-inf radius for training and attacks (default: 0.3; 0.1 on fashion-mnist)")
     _add_common(p)
     p.set_defaults(run=_run_table1, subparser=p)
 
@@ -123,8 +121,6 @@ def add_frontier(sub: Any) -> None:
     p.add_argument("--methods", type=_method_list, metavar="A,B,..", default=FRONTIER_METHODS,
                    help=f"comma-separated among {','.join(METHODS)} (default: {','.join(FRONTIER_METHODS)})")
     p.add_argument("--no-fd", dest="fd", action="store_false", help="leave out LFR with hvp=fd at the preset's inner steps")
-    p.add_argument("--seed", type=int, help="(default: 1000, as table1)")
-    p.add_argument("--eps", type=_pos_float, help="L-inf radius for training and attacks (default: 0.3; 0.1 on fashion-mnist)")
     p.add_argument("--table1", type=Path, metavar="DIR", help="take the points a finished table1 run in DIR measured with these settings")
     p.add_argument("--out", type=_path, metavar="DIR", required=True, help="output folder (one folder per point, frontier.*)")
     _add_common(p)

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence
 
+from lfr_rs.table1.report import run_lines
 from lfr_rs.training import write_json
 
 __all__ = ["SCHEMA_VERSION", "budget_sentences", "format_markdown", "summary_line", "write_outputs"]
@@ -57,9 +58,7 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     if not report["complete"]:
         lines += [f"**Partial: {len(points)} of {len(s['points'])} points finished.** Rerun the command to continue; "
                   "finished points are kept.", ""]
-    lines += [f"- command: `{report['command']}`", f"- seed {s['seed']}; {s['eps_reason']}"]
-    lines += [f"- device: {report['device']}; lfr-rs {report['versions']['lfr_rs']}, torch {report['versions']['torch']}, "
-              f"python {report['versions']['python']}"]
+    lines += run_lines(report)
     lines += [f"- started {report['started']} (load average at start/end: {report['load_average']['start']} / "
               f"{report['load_average']['end']})"]
     lines += [f"- strong: {report['strong']}; APGD {s['attack']['strong_steps']} steps, APGD-T "

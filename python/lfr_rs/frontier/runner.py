@@ -10,7 +10,6 @@ from :func:`lfr_rs.training.train`, ``point.json`` once evaluated), and
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import platform
@@ -36,10 +35,12 @@ from lfr_rs.table1.runner import (
     check_settings,
     data_description,
     device_name,
+    load_avg,
+    load_experiment_data,
     method_dir,
     settings_diff,
 )
-from lfr_rs.training import LOG, load_data, train, write_json
+from lfr_rs.training import LOG, train, write_json
 
 __all__ = ["POINT", "FrontierResult", "estimate_seconds", "point_dir", "run", "table1_points"]
 
@@ -118,13 +119,6 @@ def _point_keys(point: Point, s: FrontierSettings) -> Dict[str, Any]:
             "hvp": point.hvp, "inner_alpha": alpha}
 
 
-def _load_avg() -> str:
-    try:
-        return "{:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def run(
     settings: FrontierSettings,
     out: PathLike,
@@ -143,12 +137,9 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     base = settings.base
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    load_start = _load_avg()
+    load_start = load_avg()
     tic_all = time.perf_counter()
-    data = load_data(dataclasses.replace(base.train_config(base.methods[0]), subset=None))
-    n_train_total, n_eval_total = len(data.train_x), len(data.eval_x)
-    n_train = n_train_total if base.train_n is None else min(base.train_n, n_train_total)
-    n_eval = n_eval_total if base.eval_n is None else min(base.eval_n, n_eval_total)
+    data, n_train, n_train_total, n_eval, n_eval_total = load_experiment_data(base)
     if n_eval < 1:
         raise ValueError("the frontier needs at least one evaluation image")
     described = data_description(base, n_train, n_train_total, n_eval, n_eval_total)
@@ -187,7 +178,7 @@ def run(
             "started": started,
             "this_invocation_s": time.perf_counter() - tic_all,
             "expected_wall_clock_s": total,  # of the points this invocation measures
-            "load_average": {"start": load_start, "end": _load_avg()},
+            "load_average": {"start": load_start, "end": load_avg()},
             "time_key": "cost_s",
             "cost": COST_NOTE.format(steps=steps, batch=base.batch_size),
             "points": _with_costs(measured, steps, step_s),

@@ -36,6 +36,13 @@ def _ours(row: Mapping[str, Any], key: str) -> Optional[float]:
     return None if value is None else 100.0 * value
 
 
+def run_lines(report: Mapping[str, Any]) -> List[str]:
+    """The Markdown lines naming a run: its command, seed and eps, device and versions."""
+    s, v = report["settings"], report["versions"]
+    return [f"- command: `{report['command']}`", f"- seed {s['seed']}; {s['eps_reason']}",
+            f"- device: {report['device']}; lfr-rs {v['lfr_rs']}, torch {v['torch']}, python {v['python']}"]
+
+
 def format_markdown(report: Mapping[str, Any]) -> str:
     """The whole ``table1.md``: header lines, our rows each followed by the paper's, notes."""
     s = report["settings"]
@@ -44,9 +51,7 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     if not report["complete"]:
         lines += [f"**Partial table: {len(report['rows'])} of {len(s['methods'])} methods finished.** "
                   "Rerun the command to continue; finished methods are kept.", ""]
-    lines += [f"- command: `{report['command']}`", f"- seed {s['seed']}; {s['eps_reason']}"]
-    lines += [f"- device: {report['device']}; lfr-rs {report['versions']['lfr_rs']}, torch {report['versions']['torch']}, "
-              f"python {report['versions']['python']}"]
+    lines += run_lines(report)
     lines += [f"- started {report['started']}, total wall-clock {report['wall_clock_s']:.0f} s "
               f"(load average at start/end: {report['load_average']['start']} / {report['load_average']['end']})"]
     for item in s.get("scaled") or ():
@@ -62,7 +67,7 @@ def format_markdown(report: Mapping[str, Any]) -> str:
             lines.append(f"| {title} | paper | " + " | ".join(_pct(paper.get(key)) for key, _ in COLUMNS) + " | |")
     lines += ["", f"Paper rows: Table 1 of the paper ({report['paper_setting']})."]
     lines += [f"- {key}: {note}" for key, note in report["protocol"].items()]
-    lines += [f"- recipes: " + "; ".join(f"{METHODS[m].title}: {r}" for m, r in report["recipes"].items())]
+    lines += ["- recipes: " + "; ".join(f"{METHODS[m].title}: {r}" for m, r in report["recipes"].items())]
     return "\n".join(lines) + "\n"
 
 

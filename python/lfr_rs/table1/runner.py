@@ -34,8 +34,8 @@ from lfr_rs.table1.report import PAPER_TABLE1, SCHEMA_VERSION, write_outputs
 from lfr_rs.training import load_data, train, write_json
 
 __all__ = [
-    "Table1Result", "batch_seconds", "calibrate", "check_settings", "data_description", "device_name", "estimate_seconds",
-    "method_dir", "run", "settings_diff",
+    "ExperimentData", "Table1Result", "batch_seconds", "calibrate", "check_settings", "data_description", "device_name",
+    "estimate_seconds", "load_avg", "load_experiment_data", "method_dir", "run", "settings_diff",
 ]
 
 SETTINGS = "settings.json"
@@ -121,6 +121,25 @@ def estimate_seconds(s: Table1Settings, n_train: int, n_eval: int, *, inner_step
     return {m: batches * per_batch[m] + eval_s for m in s.methods}
 
 
+class ExperimentData(NamedTuple):
+    """The data a Table 1 or frontier run trains and evaluates on, with the
+    sizes it uses (``n_train``, ``n_eval``) and the sizes of the splits."""
+
+    data: Any
+    n_train: int
+    n_train_total: int
+    n_eval: int
+    n_eval_total: int
+
+
+def load_experiment_data(s: Table1Settings) -> ExperimentData:
+    data = load_data(dataclasses.replace(s.train_config(s.methods[0]), subset=None))
+    n_train_total, n_eval_total = len(data.train_x), len(data.eval_x)
+    n_train = n_train_total if s.train_n is None else min(s.train_n, n_train_total)
+    n_eval = n_eval_total if s.eval_n is None else min(s.eval_n, n_eval_total)
+    return ExperimentData(data, n_train, n_train_total, n_eval, n_eval_total)
+
+
 def device_name(device: str) -> str:
     d = torch.device(device)
     if d.type == "cuda":
@@ -128,7 +147,7 @@ def device_name(device: str) -> str:
     return f"CPU: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
-def _load_avg() -> str:
+def load_avg() -> str:
     try:
         return "{:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
     except OSError:
@@ -179,12 +198,9 @@ def run(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    load_start = _load_avg()
+    load_start = load_avg()
     tic_all = time.perf_counter()
-    data = load_data(dataclasses.replace(settings.train_config(settings.methods[0]), subset=None))
-    n_train_total, n_eval_total = len(data.train_x), len(data.eval_x)
-    n_train = n_train_total if settings.train_n is None else min(settings.train_n, n_train_total)
-    eval_n = n_eval_total if settings.eval_n is None else min(settings.eval_n, n_eval_total)
+    data, n_train, n_train_total, eval_n, n_eval_total = load_experiment_data(settings)
     described = data_description(settings, n_train, n_train_total, eval_n, n_eval_total)
     _check_settings(out, settings)
     say(f"Table 1 ({settings.preset} preset): {described['description']}.")
@@ -220,7 +236,7 @@ def run(
             "wall_clock_s": sum(r["wall_clock_s"] for r in rows.values()),
             "this_invocation_s": time.perf_counter() - tic_all,
             "expected_wall_clock_s": total,
-            "load_average": {"start": load_start, "end": _load_avg()},
+            "load_average": {"start": load_start, "end": load_avg()},
         }
 
     device = torch.device(settings.device)
