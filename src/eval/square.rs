@@ -183,10 +183,13 @@ mod tests {
             let m = x.f_flatten(1, -1)?.f_mean_dim([1i64].as_slice(), false, None)?;
             Ok(Tensor::f_stack(&[m.f_neg()?.f_add_scalar(0.5)?, m.f_sub_scalar(0.5)?], 1)?)
         };
-        let x = Tensor::full([2, 1, 6, 6], 0.45, (Kind::Float, Device::Cpu));
+        // Sample 0 needs a mean shift of +0.03 of the 0.1 it may move: reachable whatever the random draws
+        // (the global generator is shared with the tests running beside this one, so the draws vary); 200
+        // queries from 0.45 failed once in CI. Sample 1 (0.1) cannot be fooled inside the ball.
+        let x = Tensor::full([2, 1, 6, 6], 0.47, (Kind::Float, Device::Cpu));
         let x = x.f_index_fill(0, &Tensor::from_slice(&[1i64]), 0.1).unwrap();
         let y = Tensor::from_slice(&[0i64, 0]);
-        let adv = square(&model, &x, &y, SquareParams { eps: 0.1, queries: 200, p_init: 0.8, restarts: 1 }).unwrap();
+        let adv = square(&model, &x, &y, SquareParams { eps: 0.1, queries: 1000, p_init: 0.8, restarts: 1 }).unwrap();
         assert!((&adv - &x).abs().max().double_value(&[]) <= 0.1 + 1e-6);
         let pred = Vec::<i64>::try_from(model(&adv).unwrap().argmax(1, false)).unwrap();
         assert_eq!(pred, vec![1, 0]);
