@@ -38,7 +38,23 @@ VENV=.venv-torch$MINOR-py$PYVER
 DIST=dist/torch-$MINOR-py$PYVER
 t0=$SECONDS
 
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH')" 2>/dev/null; then
+# Disk first: a fresh venv with the PyPI CUDA torch takes about 5 GB, pip unpacks
+# the wheels beside it, and the build adds about 0.5 GB. A full disk midway is an
+# OSError deep inside pip; this says what is needed instead and exits with 75,
+# which scripts/test.sh reports as a skip unless LFR_TEST_VARIANTS=1.
+free_gib() { df -Pk "$1" | awk 'NR == 2 { printf "%d", $4 / 1048576 }'; }
+venv_ready() { [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH')" 2>/dev/null; }
+if venv_ready; then need=2; else need=${LFR_VARIANT_NEED_GIB:-10}; fi
+for where in . "${TMPDIR:-/tmp}"; do
+    have=$(free_gib "$where")
+    if [ "$have" -lt "$need" ]; then
+        echo "error: the torch $TORCH variant needs about $need GiB free on $(df -P "$where" | awk 'NR == 2 { print $6 }') ($where); $have GiB are free." >&2
+        echo "       Free some space, or skip it with LFR_TEST_VARIANTS=0." >&2
+        exit 75
+    fi
+done
+
+if ! venv_ready; then
     rm -rf "$VENV"
     "$PY" -m venv "$VENV"
 fi
