@@ -100,6 +100,14 @@ def sharded_eval():
 
 
 
+PAPER = dict(attacks=("mifgsm", "ddn"), eps=0.05, alpha=0.01, steps=5, ddn_steps=5, progress=False)
+
+
+def sharded_paper_eval():
+    """evaluate(protocol="paper") on 21 images (10/11 over two ranks) with the protocol's deterministic attacks."""
+    x, y = data(21, seed=12)
+    return distributed.evaluate_sharded(evaluate, _teacher(), x, y, protocol="paper", **PAPER)
+
 
 STRONG = dict(eps=0.03, attacks=("apgd-ce", "apgd-dlr", "square"), steps=5, queries=30, batch_size=4,
               detect_masking=False, progress=False)

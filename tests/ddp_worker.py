@@ -29,6 +29,7 @@ def main(scenario: str, out: Path) -> None:
         results["lfr_history"] = fit(model, loader, method, opt, epochs=4, progress=False, verbose=False).history
         results["eval"] = ddp_cases.sharded_eval()
         results["strong_eval"] = ddp_cases.sharded_strong_eval()
+        results["paper_eval"] = ddp_cases.sharded_paper_eval()
         if distributed.is_main():
             torch.save(results, out / "same-weights.pt")
     elif scenario in ("full-and-part", "resume"):

@@ -201,10 +201,34 @@ def test_cli_train_two_nodes_on_localhost_then_distributed_eval(tmp_path):
         assert a["results"][key] == b["results"][key], key
 
 
-def test_sharded_eval_refuses_protocols_it_cannot_combine(monkeypatch):
-    # the paper protocol's keys differ from the default harness's, and the strong
-    # cascade shards by itself: combining either here would give wrong numbers
+def test_ddp_paper_protocol_equals_single_process(ddp_results):
+    x, y = ddp_cases.data(21, seed=12)
+    single = evaluate(ddp_cases._teacher(), x, y, protocol="paper", **ddp_cases.PAPER)
+    sharded = ddp_results["paper_eval"]
+    assert sharded["n"] == single["n"] == 21 and sharded["world_size"] == 2 and sharded["protocol"] == "paper"
+    for key in ("clean", "mifgsm", "ddn", "worst"):
+        assert sharded[key] == single[key], key
+    assert 0 < single["mifgsm"] < single["clean"]  # the comparison is not between trivial numbers
+
+
+def test_sharded_protocols_split_the_paper_part_and_leave_the_strong_one_whole(monkeypatch):
+    # "strong" must get every row (robust_accuracy shards and merges by itself);
+    # "paper" gets this rank's share and its fractions are recombined as counts.
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
-    x, y = ddp_cases.data(4)
-    with pytest.raises(ValueError, match="does not run under torchrun"):
-        distributed.evaluate_sharded(evaluate, ddp_cases._teacher(), x, y, protocol="paper")
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    x, y = ddp_cases.data(5)
+    calls = []
+
+    def fake_evaluate(model, inputs, labels, **kwargs):
+        calls.append((kwargs["protocol"], len(inputs)))
+        if kwargs["protocol"] == "strong":
+            return {"n": len(inputs), "worst": 0.2}
+        return {"protocol": "paper", "n": len(inputs), "clean": 2 / 3, "mifgsm": 1 / 3, "worst": 1 / 3}
+
+    out = distributed.evaluate_sharded(fake_evaluate, None, x, y, protocol="both", eps=0.1)
+    assert calls == [("paper", 3), ("strong", 5)]  # rank 1 of 2 holds rows 2..4
+    # no process group: all_sum is the identity, so the counts come back as this rank's
+    assert out["paper"]["n"] == 3 and out["paper"]["clean"] == 2 / 3 and out["paper"]["mifgsm"] == 1 / 3
+    assert out["paper"]["world_size"] == 2 and out["strong"] == {"n": 5, "worst": 0.2}
+    with pytest.raises(ValueError, match="unknown protocol"):
+        distributed.evaluate_sharded(evaluate, ddp_cases._teacher(), x, y, protocol="robust")
