@@ -200,6 +200,15 @@ def test_cli_train_two_nodes_on_localhost_then_distributed_eval(tmp_path):
     for key in ("n", "clean", "fgsm", "mifgsm", "worst"):
         assert a["results"][key] == b["results"][key], key
 
+    # the paper protocol through the CLI: MI-FGSM is deterministic, so the sharded counts equal one process's
+    paper = ["--protocol", "paper", "--attacks", "mifgsm", "--steps", "3", "--n-images", "25"]
+    assert cli.main(["eval", str(tmp_path / "run" / CHECKPOINT), *paper, "--json", str(single)]) == 0
+    _torchrun("-m", "lfr_rs", "eval", tmp_path / "run" / CHECKPOINT, *paper, "--json", sharded)
+    a, b = json.loads(single.read_text()), json.loads(sharded.read_text())
+    assert b["world_size"] == 2 and b["results"]["world_size"] == 2 and b["results"]["protocol"] == "paper"
+    for key in ("n", "clean", "mifgsm", "worst"):
+        assert a["results"][key] == b["results"][key], key
+
 
 def test_ddp_paper_protocol_equals_single_process(ddp_results):
     x, y = ddp_cases.data(21, seed=12)
