@@ -7,7 +7,7 @@ import dataclasses
 import inspect
 import os
 from pathlib import Path
-from typing import Any, Callable, Tuple, get_args
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, get_args
 
 import torch
 
@@ -142,6 +142,23 @@ def _add_experiment_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout", type=_pos_int, metavar="N", help="with --train-split test: first N test images kept for evaluation")
     p.add_argument("--seed", type=int, help="(default: 1000, the authors' script's)")
     p.add_argument("--eps", type=_pos_float, help="L-inf radius for training and attacks (default: 0.3; 0.1 on fashion-mnist)")
+
+
+def _add_methods(p: argparse.ArgumentParser, default: Sequence[str]) -> None:
+    p.add_argument("--methods", type=_method_list, metavar="A,B,..", default=default,
+                   help=f"comma-separated among {','.join(METHODS)} (default: {','.join(default)})")
+
+
+def _data_root(args: argparse.Namespace) -> Optional[str]:
+    """``--data-root`` as an absolute path string (runs record it), or None."""
+    return None if args.data_root is None else str(args.data_root.resolve())
+
+
+def _print_written(paths: Mapping[str, Path]) -> int:
+    """Prints an experiment's Markdown table and the files it wrote; the command's exit code."""
+    print(paths["md"].read_text())
+    print(f"files: {', '.join(str(p) for p in paths.values())}")
+    return 0
 
 
 def _check_mnist_root(args: argparse.Namespace) -> None:

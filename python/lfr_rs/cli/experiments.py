@@ -13,20 +13,22 @@ from lfr_rs.cli._args import (
     _UsageError,
     _add_common,
     _add_experiment_data,
+    _add_methods,
     _add_training_data,
     _attack_list,
     _check_mnist_root,
+    _data_root,
     _float_list,
     _int_list,
-    _method_list,
     _nonneg_float,
     _path,
     _pos_float,
     _pos_int,
+    _print_written,
     _writable_dir,
 )
 from lfr_rs.evaluate import ATTACKS
-from lfr_rs.losses import METHODS, method_options
+from lfr_rs.losses import method_options
 from lfr_rs.training import TrainConfig
 
 
@@ -61,7 +63,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     inner = {"steps": args.inner_steps, "alpha": args.inner_alpha, "eps": args.inner_eps, "hvp": args.hvp}
     base = TrainConfig(
         method="lfr", options={k: v for k, v in inner.items() if v is not None}, dataset=args.dataset,
-        data_root=None if args.data_root is None else str(args.data_root.resolve()),
+        data_root=_data_root(args),
         train_split=args.train_split, holdout=args.holdout or 0, subset=args.subset, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
     )
@@ -85,8 +87,7 @@ def add_table1(sub: Any) -> None:
                    help="paper: the paper's settings (GPU, full MNIST); quick: scaled to 2 CPU cores (default: %(default)s)")
     _add_experiment_data(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: runs/table1-PRESET-DATASET)")
-    p.add_argument("--methods", type=_method_list, metavar="A,B,..", default=TABLE1_METHODS,
-                   help=f"comma-separated among {','.join(METHODS)} (default: {','.join(TABLE1_METHODS)})")
+    _add_methods(p, TABLE1_METHODS)
     _add_common(p)
     p.set_defaults(run=_run_table1, subparser=p)
 
@@ -95,15 +96,13 @@ def _run_table1(args: argparse.Namespace) -> int:
 
     _check_mnist_root(args)
     settings = table1.resolve(
-        args.preset, args.dataset, data_root=None if args.data_root is None else str(args.data_root.resolve()),
+        args.preset, args.dataset, data_root=_data_root(args),
         train_split=args.train_split, holdout=args.holdout, methods=args.methods, seed=args.seed, eps=args.eps,
         device=args.device,
     )
     out = args.out or Path("runs") / f"table1-{args.preset}-{args.dataset}"
     result = table1.run(settings, out, progress=args.progress, command=["lfr-rs", *args.argv])
-    print(result.paths["md"].read_text())
-    print(f"files: {', '.join(str(p) for p in result.paths.values())}")
-    return 0
+    return _print_written(result.paths)
 
 def add_frontier(sub: Any) -> None:
     from lfr_rs.frontier import DEFAULT_INNER_STEPS, FRONTIER_METHODS
@@ -118,8 +117,7 @@ def add_frontier(sub: Any) -> None:
     _add_experiment_data(p)
     p.add_argument("--inner-steps", type=_int_list, metavar="K1,K2,..", default=DEFAULT_INNER_STEPS,
                    help=f"inner-step budgets of AT, TRADES, LLR and LFR (default: {','.join(map(str, DEFAULT_INNER_STEPS))})")
-    p.add_argument("--methods", type=_method_list, metavar="A,B,..", default=FRONTIER_METHODS,
-                   help=f"comma-separated among {','.join(METHODS)} (default: {','.join(FRONTIER_METHODS)})")
+    _add_methods(p, FRONTIER_METHODS)
     p.add_argument("--no-fd", dest="fd", action="store_false", help="leave out LFR with hvp=fd at the preset's inner steps")
     p.add_argument("--table1", type=Path, metavar="DIR", help="take the points a finished table1 run in DIR measured with these settings")
     p.add_argument("--out", type=_path, metavar="DIR", required=True, help="output folder (one folder per point, frontier.*)")
@@ -134,11 +132,9 @@ def _run_frontier(args: argparse.Namespace) -> int:
         raise _UsageError(f"--table1 {args.table1}: no such folder")
     settings = frontier.resolve(
         args.preset, args.dataset, inner_steps=args.inner_steps, fd=args.fd, methods=args.methods,
-        data_root=None if args.data_root is None else str(args.data_root.resolve()), train_split=args.train_split,
+        data_root=_data_root(args), train_split=args.train_split,
         holdout=args.holdout, seed=args.seed, eps=args.eps, device=args.device,
     )
     _writable_dir(args.out, "--out")
     result = frontier.run(settings, args.out, table1=args.table1, progress=args.progress, command=["lfr-rs", *args.argv])
-    print(result.paths["md"].read_text())
-    print(f"files: {', '.join(str(p) for p in result.paths.values())}")
-    return 0
+    return _print_written(result.paths)

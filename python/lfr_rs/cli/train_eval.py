@@ -17,6 +17,7 @@ from lfr_rs.cli._args import (
     _add_common,
     _add_training_data,
     _attack_list,
+    _data_root,
     _int_list,
     _method_help,
     _nonneg_float,
@@ -99,7 +100,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         raise _UsageError("--holdout only applies with --train-split test")
     return TrainConfig(
         method=args.method, options=options, dataset=args.dataset,
-        data_root=None if args.data_root is None else str(args.data_root.resolve()),
+        data_root=_data_root(args),
         train_split=args.train_split, holdout=args.holdout or 0, subset=args.subset, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         milestones=args.milestones, seed=args.seed, eval_n=args.eval_n, device=args.device,
