@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, Literal, Optional, Type
+from typing import Any, Callable, ClassVar, Dict, Literal, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +55,18 @@ class Defense:
 
     name: ClassVar[str]
     title: ClassVar[str]  # the Defense column of Table 1
+    #: the options a warm-up ramps from 0 (:meth:`at_strength`): the radius, its step and the penalty weights
+    ramped: ClassVar[Tuple[str, ...]] = ()
+
+    def at_strength(self, t: float) -> "Defense":
+        """This method with every option of ``ramped`` multiplied by ``t`` in
+        (0, 1] (the warm-up of :func:`lfr_rs.training.fit`); ``t = 1`` is the
+        method itself."""
+        if not 0.0 < t <= 1.0:
+            raise ValueError(f"a warm-up strength must lie in (0, 1], got {t}")
+        if t == 1.0 or not self.ramped:
+            return self
+        return dataclasses.replace(self, **{k: getattr(self, k) * t for k in self.ramped})
 
     def perturb(self, model: Model, inputs: Tensor, labels: Tensor) -> Optional[Tensor]:
         """The inner maximisation's detached point ``x'``, or ``None``."""
@@ -96,6 +108,7 @@ class AT(Defense):
     alpha: float = 0.01
     steps: int = 40
     name: ClassVar[str] = "at"
+    ramped: ClassVar[Tuple[str, ...]] = ("eps", "alpha")
     title: ClassVar[str] = "AT"
 
     def perturb(self, model: Model, inputs: Tensor, labels: Tensor) -> Tensor:
@@ -120,6 +133,7 @@ class Trades(Defense):
     steps: int = 40
     beta: float = 1.0
     name: ClassVar[str] = "trades"
+    ramped: ClassVar[Tuple[str, ...]] = ("eps", "alpha")
     title: ClassVar[str] = "TRADES"
 
     def perturb(self, model: Model, inputs: Tensor, labels: Tensor) -> Tensor:
@@ -147,6 +161,7 @@ class LLR(Defense):
     lam: float = 4.0
     mu: float = 3.0
     name: ClassVar[str] = "llr"
+    ramped: ClassVar[Tuple[str, ...]] = ("eps", "alpha", "lam", "mu")
     title: ClassVar[str] = "LLR"
 
     def perturb(self, model: Model, inputs: Tensor, labels: Tensor) -> Tensor:
@@ -173,6 +188,7 @@ class GradNorm(Defense):
 
     lam: float = 0.02
     name: ClassVar[str] = "gradnorm"
+    ramped: ClassVar[Tuple[str, ...]] = ("lam",)
     title: ClassVar[str] = "GradNorm"
 
     def loss(self, model: Model, inputs: Tensor, labels: Tensor, x_adv: Optional[Tensor] = None) -> Tensor:
@@ -199,6 +215,7 @@ class LFR(Defense):
     start: Optional[Start] = None
     start_std: Optional[float] = None
     name: ClassVar[str] = "lfr"
+    ramped: ClassVar[Tuple[str, ...]] = ("eps", "alpha", "lam")
     title: ClassVar[str] = "LFR"
 
     def perturb(self, model: Model, inputs: Tensor, labels: Tensor) -> Tensor:

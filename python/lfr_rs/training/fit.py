@@ -4,6 +4,8 @@ See :mod:`lfr_rs.training.loop` for what one step does in each mode."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 import warnings
 from pathlib import Path
@@ -13,11 +15,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lfr_rs import __version__
+from lfr_rs._native import __version__
 from lfr_rs import distributed as dist_
 from lfr_rs.losses import Defense, make_method
 from lfr_rs.training.checkpoint import CHECKPOINT, LOG, PathLike, load_checkpoint, save_checkpoint, write_json
-from lfr_rs.training.loop import run_epoch
+from lfr_rs.training.loop import TrainingDiverged, run_epoch
 
 __all__ = ["FitResult", "fit"]
 
@@ -50,6 +52,32 @@ def _set_rng_state(state: Dict[str, Any], loader: Any) -> None:
         gen.set_state(state["loader"].cpu())
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-comparable form of an optimizer hyper-parameter or method option."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return repr(value)
+
+
+def run_identity(method: Defense, optimizer: torch.optim.Optimizer, scheduler: Any, warmup: float) -> Dict[str, Any]:
+    """What a resumed ``fit`` must share with the run it continues: the method
+    and its options, the optimizer's type and hyper-parameters, the scheduler's
+    type and the warm-up."""
+    options = dataclasses.asdict(method) if dataclasses.is_dataclass(method) else {}
+    return {
+        "method": getattr(method, "name", type(method).__name__),
+        "method_options": {k: _plain(v) for k, v in options.items()},
+        "optimizer": type(optimizer).__name__,
+        "optimizer_options": {k: _plain(v) for k, v in optimizer.defaults.items()},
+        "scheduler": None if scheduler is None else type(scheduler).__name__,
+        "warmup": warmup,
+    }
+
+
 def _same_run(saved: Optional[Dict[str, Any]], ours: Optional[Dict[str, Any]], path: Path) -> Optional[str]:
     if ours is None:
         return None
@@ -59,7 +87,27 @@ def _same_run(saved: Optional[Dict[str, Any]], ours: Optional[Dict[str, Any]], p
     return f"cannot resume {path}: the run differs ({'; '.join(diff)})" if diff else None
 
 
-def _prepare_out(out: Optional[PathLike], resume: bool, config: Optional[Dict[str, Any]]) -> Tuple[Optional[Path], Any]:
+def _same_identity(saved: Optional[Dict[str, Any]], ours: Dict[str, Any], path: Path) -> Optional[str]:
+    """The differences between a checkpoint's run identity and this call's
+    (None for checkpoints written before identities were recorded)."""
+    if saved is None:
+        return None
+    diff = []
+    for key, value in ours.items():
+        theirs = saved.get(key)
+        if isinstance(value, dict) and isinstance(theirs, dict):
+            diff += [f"{key}.{k}: checkpoint {theirs.get(k)!r}, now {value.get(k)!r}"
+                     for k in sorted(set(value) | set(theirs)) if theirs.get(k) != value.get(k)]
+        elif theirs != value:
+            diff.append(f"{key}: checkpoint {theirs!r}, now {value!r}")
+    if not diff:
+        return None
+    return (f"cannot resume {path}: it was trained differently ({'; '.join(diff)}); resume with the same method, "
+            "optimizer, scheduler and warm-up, or choose another output directory")
+
+
+def _prepare_out(out: Optional[PathLike], resume: bool, config: Optional[Dict[str, Any]],
+                 identity: Dict[str, Any]) -> Tuple[Optional[Path], Any]:
     """Rank 0 checks ``out`` and reads its checkpoint; every rank gets the result (or the same error)."""
     if out is None:
         return None, None
@@ -75,7 +123,8 @@ def _prepare_out(out: Optional[PathLike], resume: bool, config: Optional[Dict[st
                 if not resume:
                     raise FileExistsError(f"{ckpt} exists: resume it (--resume) or choose another output directory")
                 result = load_checkpoint(ckpt)
-                mismatch = _same_run(result.get("config"), config, ckpt)
+                mismatch = (_same_run(result.get("config"), config, ckpt)
+                            or _same_identity(result.get("fit"), identity, ckpt))
                 if mismatch:
                     raise ValueError(mismatch)
         except (OSError, ValueError) as e:
@@ -103,6 +152,7 @@ def fit(
     progress: Optional[bool] = None,
     verbose: bool = True,
     config: Optional[Dict[str, Any]] = None,
+    warmup: float = 0.0,
 ) -> FitResult:
     """Trains ``model`` for ``epochs`` with ``method`` (a :class:`~lfr_rs.losses.Defense`
     or its name) on ``train_loader``, any re-iterable of ``(inputs, labels, ...)``
@@ -116,11 +166,21 @@ def fit(
     With ``out``, rank 0 writes ``out/checkpoint.pt`` (model, optimizer,
     scheduler, epoch, RNG states of every rank and of the loader's
     ``generator``, history, ``config``, ``world_size``, ``backend``) and
-    ``out/log.json`` after every epoch, atomically. ``resume=True`` continues
-    the checkpoint when there is one (``config`` must match it but for
-    ``data_root`` and ``device``) and reproduces the uninterrupted run;
-    without it an existing checkpoint is an error. ``stop_after`` returns after
-    that many epochs of this call. ``progress=None`` shows bars on terminals.
+    ``out/log.json`` after every epoch, atomically, once the weights are
+    checked finite (non-finite weights raise :class:`TrainingDiverged` and
+    leave the last good checkpoint in place). ``resume=True`` continues the
+    checkpoint when there is one and reproduces the uninterrupted run: the
+    method and its options, the optimizer's type and hyper-parameters, the
+    scheduler's type and ``warmup`` must be the checkpoint's, and so must
+    ``config`` but for ``data_root`` and ``device``; without ``resume`` an
+    existing checkpoint is an error. ``stop_after`` returns after that many
+    epochs of this call. ``progress=None`` shows bars on terminals.
+
+    ``warmup`` (epochs, may be fractional) ramps the method's strength
+    linearly from ``1 / steps`` to 1 over that many epochs of SGD steps: the
+    radius and inner step of AT, TRADES, LLR and LFR, and the penalty weights
+    of LLR, GradNorm and LFR (see :meth:`~lfr_rs.losses.Defense.at_strength`),
+    step by step. It needs a ``train_loader`` with ``len()``.
 
     Under ``torchrun`` the process group is joined here (see
     :mod:`lfr_rs.distributed`) and the model wrapped in
@@ -129,6 +189,11 @@ def fit(
     """
     if epochs < 1:
         raise ValueError(f"epochs must be positive, got {epochs}")
+    if not warmup >= 0:
+        raise ValueError(f"warmup must be a non-negative number of epochs, got {warmup}")
+    if eval_loader is not None and hasattr(eval_loader, "__len__") and len(eval_loader) == 0:  # type: ignore[arg-type]
+        raise ValueError("eval_loader is empty: pass a loader with at least one batch, or eval_loader=None")
+    strength = _warmup_schedule(warmup, train_loader)
     method = make_method(method) if isinstance(method, str) else method
     module = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     first = next(iter(module.parameters()), None)
@@ -141,7 +206,8 @@ def fit(
         model = nn.parallel.DistributedDataParallel(module, device_ids=[dev.index] if dev.type == "cuda" else None)
     run: Dict[str, Any] = {"world_size": world, "backend": dist_.backend()}
 
-    path, state = _prepare_out(out, resume, config)
+    identity = run_identity(method, optimizer, scheduler, warmup)
+    path, state = _prepare_out(out, resume, config, identity)
     history: List[Dict[str, Any]] = []
     start = 0
     if state is not None:
@@ -164,7 +230,8 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]
         tic = time.perf_counter()
         stats, (classes, seen) = run_epoch(model, module, method, optimizer, train_loader, dev, progress,
-                                    f"{method.name} {epoch}/{epochs}")
+                                           f"{method.name} {epoch}/{epochs}",
+                                           None if strength is None else strength(epoch))
         entry: Dict[str, Any] = {"epoch": epoch, **stats, "lr": lr, "time_s": time.perf_counter() - tic}
         if scheduler is not None:
             scheduler.step()
@@ -174,21 +241,61 @@ def fit(
             tic = time.perf_counter()
             entry["eval"] = evaluate(module)
             entry["eval_time_s"] = time.perf_counter() - tic
+        bad = _non_finite_weights(module)
+        if bad:
+            kept = f"; {path / CHECKPOINT} still holds epoch {epoch - 1}" if path is not None and epoch > 1 else ""
+            raise TrainingDiverged(f"{method.name} training diverged in epoch {epoch}: non-finite weights after its "
+                                   f"last step ({', '.join(bad[:3])}){kept}; lower the lr")
         history.append(entry)
         rngs = dist_.gather_objects(_rng_state(train_loader))
         if path is not None and dist_.is_main():
+            log = {"config": config, **run, "fit": identity, "epochs": history}
+            _check_json(log, epoch)
             save_checkpoint(path / CHECKPOINT, {
                 "format": 2, "lfr_rs_version": __version__, "epoch": epoch, "config": config, **run,
-                "model": module.state_dict(), "optimizer": optimizer.state_dict(),
+                "fit": identity, "model": module.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": None if scheduler is None else scheduler.state_dict(),
                 "rng": rngs, "history": history,
             })
-            write_json(path / LOG, {"config": config, **run, "epochs": history})
+            write_json(path / LOG, log)
         if verbose and dist_.is_main():
             tqdm.write(_summary(entry, epochs))
     if history and last == epochs and classes and seen >= 10 * classes:
         _warn_near_chance(history[-1], classes)
     return FitResult(module.eval(), history, None if path is None else path / CHECKPOINT)
+
+
+def _warmup_schedule(warmup: float, loader: Iterable[Any]) -> Optional[Callable[[int], Callable[[int], float]]]:
+    """``epoch -> (step -> strength)``: ``min(1, global_step / (warmup * len(loader)))``
+    with the global step counted from 1; None without a warm-up."""
+    if warmup == 0:
+        return None
+    if not hasattr(loader, "__len__"):
+        raise TypeError("warmup needs a train_loader with len() (the ramp is counted in SGD steps)")
+    per_epoch = len(loader)  # type: ignore[arg-type]
+    if per_epoch == 0:
+        raise ValueError("the training loader is empty (len() == 0): nothing to train")
+    ramp = warmup * per_epoch
+
+    def for_epoch(epoch: int) -> Callable[[int], float]:
+        return lambda i: min(1.0, ((epoch - 1) * per_epoch + i + 1) / ramp)
+
+    return for_epoch
+
+
+def _non_finite_weights(module: nn.Module) -> List[str]:
+    """Names of the parameters and floating buffers holding NaN or infinity."""
+    tensors = [*module.named_parameters(), *module.named_buffers()]
+    return [name for name, t in tensors if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all())]
+
+
+def _check_json(log: Dict[str, Any], epoch: int) -> None:
+    """Raises before anything of ``epoch`` is written when its log cannot be strict JSON."""
+    try:
+        json.dumps(log, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"the log of epoch {epoch} cannot be written as JSON ({e}): nothing of that epoch was "
+                         "saved; an evaluate callable must return finite numbers, strings, lists and dicts") from e
 
 
 def _clean_accuracy(module: nn.Module, loader: Iterable[Any], device: torch.device) -> float:
@@ -201,7 +308,9 @@ def _clean_accuracy(module: nn.Module, loader: Iterable[Any], device: torch.devi
             correct += int((module(x).argmax(1) == y).sum()) if len(y) else 0
             n += len(y)
     total_correct, total = dist_.all_sum([correct, n])
-    return total_correct / total if total else float("nan")
+    if not total:
+        raise ValueError("eval_loader yielded no samples: pass a loader with at least one batch, or eval_loader=None")
+    return total_correct / total
 
 
 def _warn_near_chance(entry: Dict[str, Any], classes: int) -> None:

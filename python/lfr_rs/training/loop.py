@@ -19,7 +19,7 @@ rank resumes from rank 0's checkpoint.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -130,22 +130,42 @@ def _step(model: nn.Module, module: nn.Module, method: Defense, optimizer: torch
     stats.seen += n_all
 
 
+def _unpack(batch: object) -> Tuple[Tensor, Tensor]:
+    """``(inputs, labels)`` from a batch ``(inputs, labels, ...)``; anything else is a TypeError that says so."""
+    if (isinstance(batch, (tuple, list)) and len(batch) >= 2 and isinstance(batch[0], Tensor)
+            and isinstance(batch[1], Tensor)):
+        return batch[0], batch[1]
+    got = (f"a {type(batch).__name__} of {len(batch)}: ({', '.join(type(b).__name__ for b in batch)})"
+           if isinstance(batch, (tuple, list)) else f"a {type(batch).__name__}")
+    raise TypeError(f"training batches must be (inputs, labels[, ...]) pairs of tensors, got {got}")
+
+
 def run_epoch(model: nn.Module, module: nn.Module, method: Defense, optimizer: torch.optim.Optimizer,
                batches: Iterable[Tuple[Tensor, Tensor]], device: Optional[torch.device],
-               progress: Optional[bool], desc: Optional[str]) -> Tuple[Dict[str, float], Tuple[int, int]]:
+               progress: Optional[bool], desc: Optional[str],
+               strength: Optional[Callable[[int], float]] = None) -> Tuple[Dict[str, float], Tuple[int, int]]:
+    """One pass over ``batches``. ``strength(i)`` (the warm-up) gives the
+    strength in (0, 1] at which the ``i``-th step of the epoch runs ``method``."""
     stats = _Epoch()
     show = dist_.is_main() and (progress is None or progress)
     total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
     bar = tqdm(batches, total=total, desc=desc, disable=None if show and progress is None else not show, leave=False)
-    for batch in bar:
-        x, y = batch[0], batch[1]
+    t = 1.0
+    for i, batch in enumerate(bar):
+        x, y = _unpack(batch)
         if device is not None:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        _step(model, module, method, optimizer, x, y, stats)
+        t = 1.0 if strength is None else strength(i)
+        _step(model, module, method.at_strength(t), optimizer, x, y, stats)
         bar.set_postfix(loss=f"{stats.loss / stats.seen:.4f}", acc=f"{stats.correct / stats.seen:.3f}")
     module.eval()
-    seen = max(stats.seen, 1)
-    return {"loss": stats.loss / seen, "train_acc": stats.correct / seen}, (stats.classes, stats.seen)
+    if stats.seen == 0:
+        raise ValueError("the training loader yielded no samples this epoch (an empty dataset, or fewer samples "
+                         "than one batch with drop_last=True): nothing was trained")
+    out = {"loss": stats.loss / stats.seen, "train_acc": stats.correct / stats.seen}
+    if strength is not None:
+        out["strength"] = t
+    return out, (stats.classes, stats.seen)
 
 
 def train_epoch(
