@@ -215,3 +215,18 @@ def test_unavailable_device_is_named_not_blamed_on_the_checkpoint(tmp_path, caps
     ck.write_bytes(b"not read")
     err = _exit_2(["eval", ck, "--device", device], capsys)
     assert f"{device}: this torch cannot use {device} devices here" in err and "checkpoint.pt" not in err
+
+
+@pytest.mark.parametrize("extra, eps, alpha", [
+    (["--method", "at", "--eps", "0.1", "--steps", "2"], 0.1, round(0.01 / 3, 10)),
+    (["--method", "standard"], 0.3, 0.01),
+    (["--method", "standard", "--eval-eps", "0.05", "--eval-alpha", "0.02"], 0.05, 0.02),
+], ids=["method-eps", "paper", "explicit"])
+def test_train_monitor_uses_the_runs_radius(mnist_root, tmp_path, extra, eps, alpha):
+    args = [a for a in _train_args(mnist_root, tmp_path, "--subset", "32", "--eval-n", "8") if a != "standard"]
+    args.remove("--method")
+    assert main([*args, *extra]) == 0
+    log = json.loads((tmp_path / LOG).read_text())
+    assert log["config"]["eval_eps"] == eps and log["config"]["eval_alpha"] == alpha
+    monitor = log["epochs"][0]["eval"]
+    assert monitor["eps"] == eps and monitor["alpha"] == alpha

@@ -74,6 +74,34 @@ def test_quick_preset_keeps_eps_and_says_what_it_scaled(dataset):
     assert len(quick.scaled) >= 4 and not paper.scaled
 
 
+@pytest.mark.parametrize("dataset, epochs, warmup", [("fashion-mnist", 4, 1.2), ("mnist", 20, 6.0)])
+def test_reference_preset(dataset, epochs, warmup):
+    kw = {"data_root": "/data/mnist", "train_split": "test", "holdout": 2000} if dataset == "mnist" else {}
+    s = table1.resolve("reference", dataset, **kw)
+    paper = table1.resolve("paper", dataset, **kw)
+    assert s.train_n is None and s.eval_n == 1000 and s.epochs == epochs and s.inner_steps == 10
+    assert s.inner_steps * s.inner_alpha == pytest.approx(paper.inner_steps * paper.inner_alpha)
+    assert (s.attack.strong_steps, s.attack.strong_targets, s.attack.strong_queries) == (100, 3, 1000)
+    for m in ("standard", "at", "trades", "llr", "lfr", "gradnorm"):
+        c = s.train_config(m).resolved()
+        assert c.warmup == warmup and c.milestones == s.milestones and c.milestones[0] > warmup
+    assert any("warm-up" in line for line in s.scaled)
+
+
+def test_warmup_is_on_in_short_presets_and_off_in_the_paper_preset():
+    for m in ("at", "lfr", "llr"):
+        assert table1.resolve("paper", "mnist").train_config(m).resolved().warmup == 0.0
+        assert table1.resolve("quick", "mnist").train_config(m).resolved().warmup == 0.3
+    assert table1.resolve("quick", "fashion-mnist").eval_n == 500
+
+
+def test_eps_given_equal_to_the_default_compares_equal():
+    """Prose (why eps is what it is) is not a setting: 0.3 given on the command line is MNIST's default."""
+    given = table1.resolve("quick", "mnist", eps=0.3)
+    default = table1.resolve("quick", "mnist")
+    assert given.eps_reason != default.eps_reason and given.comparable() == default.comparable()
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -196,6 +224,13 @@ def test_changed_settings_are_refused(tiny_run):
         table1.run(_tiny(TINY_METHODS, seed=7), out, progress=False, verbose=False)
     with pytest.raises(ValueError, match="methods"):
         table1.run(_tiny(("standard",)), out, progress=False, verbose=False)
+
+
+def test_identical_settings_given_explicitly_continue(tiny_run, monkeypatch):
+    out, a = tiny_run
+    monkeypatch.setattr(runner, "train", lambda *a, **k: pytest.fail("a finished method was trained again"))
+    b = table1.run(_tiny(TINY_METHODS, eps=0.3), out, progress=False, verbose=False, png=False)
+    assert _scores(b.report) == _scores(a.report)
 
 
 def test_cli_table1_needs_mnist_root(capsys):

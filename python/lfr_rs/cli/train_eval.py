@@ -51,6 +51,12 @@ def add_train(sub: Any) -> None:
     t.add_argument("--fd-step", type=_pos_float, help="LFR finite-difference step with --hvp fd (default: the kernel's)")
     t.add_argument("--seed", type=int, default=_DEFAULTS["seed"], help="(default: %(default)s)")
     t.add_argument("--eval-n", type=_nonneg_int, metavar="N", default=0, help="log clean and PGD accuracy on N eval images each epoch")
+    t.add_argument("--eval-eps", type=_nonneg_float, metavar="EPS",
+                   help="radius of that PGD monitor (default: the method's --eps, or 0.3 for a method without one)")
+    t.add_argument("--eval-alpha", type=_pos_float, metavar="A", help="step of that PGD monitor (default: 0.01 per 0.3 of radius)")
+    t.add_argument("--warmup", type=_nonneg_float, metavar="EPOCHS",
+                   help="ramp the radius and penalty weights from 0 over EPOCHS epochs (default: 0.3 x epochs "
+                        "for runs under 50 epochs, else 0)")
     t.add_argument("--resume", action="store_true", help="continue --out/checkpoint.pt if it exists")
     t.add_argument("--stop-after", type=_pos_int, metavar="N", help="stop after N epochs of this call (continue with --resume)")
     _add_common(t)
@@ -103,7 +109,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         data_root=_data_root(args),
         train_split=args.train_split, holdout=args.holdout or 0, subset=args.subset, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-        milestones=args.milestones, seed=args.seed, eval_n=args.eval_n, device=args.device,
+        milestones=args.milestones, seed=args.seed, eval_n=args.eval_n, device=args.device, warmup=args.warmup,
+        eval_eps=args.eval_eps, eval_alpha=args.eval_alpha,
     )
 
 def _run_train(args: argparse.Namespace) -> int:

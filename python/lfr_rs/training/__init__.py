@@ -10,7 +10,8 @@ TRADES schedule from a :class:`TrainConfig` (``config.py``) and calls ``fit``.
 """
 
 from lfr_rs.training.checkpoint import CHECKPOINT, LOG, CheckpointError, load_checkpoint, load_model, save_checkpoint, write_json
-from lfr_rs.training.config import Dataset, Split, Splits, TrainConfig, eval_split, load_data, lr_at, scaled_milestones
+from lfr_rs.training.config import (Dataset, Split, Splits, TrainConfig, default_warmup, eval_split, load_data, lr_at,
+                                   scaled_milestones)
 from lfr_rs.training.fit import FitResult, fit
 from lfr_rs.training.loop import TensorBatches, TrainingDiverged, train_epoch
 from lfr_rs.training.run import TrainResult, train
@@ -27,6 +28,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingDiverged",
+    "default_warmup",
     "eval_split",
     "fit",
     "load_checkpoint",

@@ -13,6 +13,7 @@ from typing import Any, Dict, Literal, NamedTuple, Optional, Tuple, Union, get_a
 from torch import Tensor
 
 from lfr_rs.data import load_fashion_mnist, load_mnist
+from lfr_rs.defaults import PAPER_EPS, WARMUP_FRACTION, WARMUP_MAX_EPOCHS, paper_alpha
 from lfr_rs.losses import Defense, Method, make_method
 from lfr_rs.models import SmallCNN
 
@@ -21,6 +22,7 @@ __all__ = [
     "Split",
     "Splits",
     "TrainConfig",
+    "default_warmup",
     "eval_split",
     "load_data",
     "lr_at",
@@ -43,7 +45,14 @@ class TrainConfig:
     :func:`scaled_milestones`). ``train_split="test"`` trains on the test split
     minus its first ``holdout`` images, which become the evaluation set.
     ``subset`` keeps the first N training images; ``eval_n > 0`` adds clean and
-    PGD accuracy on the first ``eval_n`` evaluation images to every epoch's log."""
+    PGD accuracy on the first ``eval_n`` evaluation images to every epoch's log,
+    at radius ``eval_eps`` (``None``: the method's own ``eps``, or the paper's
+    0.3 for a method without one) and step ``eval_alpha`` (``None``: the
+    paper's proportion, 0.01 at 0.3).
+
+    ``warmup`` is :func:`~lfr_rs.training.fit`'s, in epochs: ``None`` gives runs
+    shorter than ``WARMUP_MAX_EPOCHS`` (50) a ramp over ``WARMUP_FRACTION``
+    (0.3) of their epochs and longer ones (the paper's 100) none."""
 
     method: Method = "standard"
     options: Dict[str, Any] = field(default_factory=dict)
@@ -63,6 +72,9 @@ class TrainConfig:
     model: Dict[str, Any] = field(default_factory=dict)
     eval_n: int = 0
     device: str = "cpu"
+    warmup: Optional[float] = None
+    eval_eps: Optional[float] = None
+    eval_alpha: Optional[float] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -83,7 +95,11 @@ class TrainConfig:
         bound.apply_defaults()
         model = dict(bound.arguments)
         milestones = scaled_milestones(self.epochs) if self.milestones is None else tuple(self.milestones)
-        return dataclasses.replace(self, options=options, model=model, milestones=milestones)
+        warmup = default_warmup(self.epochs) if self.warmup is None else float(self.warmup)
+        eval_eps = float(options.get("eps", PAPER_EPS)) if self.eval_eps is None else self.eval_eps
+        eval_alpha = paper_alpha(eval_eps) if self.eval_alpha is None else self.eval_alpha
+        return dataclasses.replace(self, options=options, model=model, milestones=milestones, warmup=warmup,
+                                   eval_eps=eval_eps, eval_alpha=eval_alpha)
 
     def build_method(self) -> Defense:
         return make_method(self.method, **self.options)
@@ -113,10 +129,21 @@ def _check(c: TrainConfig) -> None:
         raise ValueError("train_split='test' needs holdout > 0: the first holdout test images are kept for evaluation")
     if c.train_split == "train" and c.holdout:
         raise ValueError("holdout only applies with train_split='test'")
+    if c.warmup is not None and not (0 <= c.warmup <= c.epochs):
+        raise ValueError(f"warmup must lie between 0 and epochs ({c.epochs}), got {c.warmup}")
+    if c.eval_eps is not None and not c.eval_eps >= 0:
+        raise ValueError(f"eval_eps must be non-negative, got {c.eval_eps}")
+    if c.eval_alpha is not None and not c.eval_alpha > 0:
+        raise ValueError(f"eval_alpha must be positive, got {c.eval_alpha}")
     if c.milestones is not None:
         ms = tuple(c.milestones)
         if any(m < 1 for m in ms) or list(ms) != sorted(set(ms)):
             raise ValueError(f"milestones must be distinct, increasing 1-based epochs, got {ms}")
+
+
+def default_warmup(epochs: int) -> float:
+    """The warm-up (epochs) of a run of ``epochs`` that does not set one."""
+    return 0.0 if epochs >= WARMUP_MAX_EPOCHS else round(WARMUP_FRACTION * epochs, 6)
 
 
 def scaled_milestones(epochs: int) -> Tuple[int, ...]:

@@ -68,11 +68,11 @@ def train(
 
     def evaluate_pgd(module: torch.nn.Module) -> Dict[str, Any]:
         dev = next(module.parameters()).device
-        return distributed.evaluate_sharded(evaluate, module, eval_x.to(dev), eval_y.to(dev),
-                                            attacks=("pgd",), progress=False)
+        return distributed.evaluate_sharded(evaluate, module, eval_x.to(dev), eval_y.to(dev), attacks=("pgd",),
+                                            eps=config.eval_eps, alpha=config.eval_alpha, progress=False)
 
     return fit(
         model, batches, config.build_method(), optimizer, epochs=config.epochs, scheduler=scheduler,
         evaluate=evaluate_pgd if config.eval_n else None, out=out_dir, resume=resume, stop_after=stop_after,
-        device=device, progress=progress, verbose=verbose, config=config.to_dict(),
+        device=device, progress=progress, verbose=verbose, config=config.to_dict(), warmup=config.warmup,
     )
