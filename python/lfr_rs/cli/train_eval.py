@@ -31,7 +31,11 @@ from lfr_rs.cli._args import (
 from lfr_rs.data import DEBIAN_FASHION_MNIST
 from lfr_rs.evaluate import ATTACKS, evaluate, format_table
 from lfr_rs.losses import METHODS, method_options
+from lfr_rs.models import load_reference, reference_entry
 from lfr_rs.training import CHECKPOINT, TrainConfig, eval_split, load_checkpoint, load_model, train, write_json
+
+
+REFERENCE_PREFIX = "reference:"
 
 
 def add_train(sub: Any) -> None:
@@ -64,7 +68,9 @@ def add_train(sub: Any) -> None:
 
 def add_eval(sub: Any) -> None:
     e = sub.add_parser("eval", help="robust accuracy of a checkpoint (Table 1 row)")
-    e.add_argument("checkpoint", type=Path)
+    e.add_argument("checkpoint", type=Path,
+                   help=f"a checkpoint.pt of lfr-rs train, or {REFERENCE_PREFIX}NAME for a committed reference model "
+                        "(e.g. reference:fashion-mnist/lfr; see lfr_rs.models.list_references)")
     e.add_argument("--attacks", type=_attack_list, metavar="A,B,..", default=ATTACKS, help=f"comma-separated (default: {','.join(ATTACKS)})")
     e.add_argument("--n", "--n-images", dest="n", type=_pos_int, metavar="N",
                    help="first N evaluation images (default: all); under torchrun write --n-images")
@@ -128,15 +134,21 @@ def _evaluate_checkpoint(
     eps: float, alpha: float, steps: int, ddn_steps: Optional[int], batch_size: Optional[int], progress: Optional[bool],
     name: Optional[str], json_path: Path, protocol: Optional[str] = None,
 ) -> Dict[str, Any]:
-    if not path.is_file():
+    reference = str(path).startswith(REFERENCE_PREFIX)
+    if not reference and not path.is_file():
         raise _UsageError(f"no checkpoint at {path}" if not path.is_dir() else f"{path} is a directory, not a checkpoint")
     distributed.init_from_env(device)
     main = distributed.is_main()
     if main:
         _writable_file(json_path, "--json")
     device = str(distributed.local_device(device))
-    state = load_checkpoint(path, map_location=device)
-    model, config = load_model(path, device=device)
+    if reference:
+        name = str(path)[len(REFERENCE_PREFIX):]
+        entry = reference_entry(name)
+        model, config, epoch = load_reference(name, device=device), TrainConfig.from_dict(entry["config"]), entry["epochs"]
+    else:
+        epoch = load_checkpoint(path, map_location=device)["epoch"]
+        model, config = load_model(path, device=device)
     if data_root is not None:
         config = dataclasses.replace(config, data_root=str(data_root.resolve()))
     x, y = eval_split(config)
@@ -152,7 +164,7 @@ def _evaluate_checkpoint(
         ddn_steps=ddn_steps, progress=progress if main else False, protocol=protocol, **extra,
     )
     title = name or METHODS[config.method].title
-    record = {"checkpoint": str(path), "defense": title, "method": config.method, "epoch": state["epoch"],
+    record = {"checkpoint": str(path), "defense": title, "method": config.method, "epoch": epoch,
               "dataset": config.dataset, "split": split, "world_size": distributed.world_size(), "results": results}
     if main:
         print(_format_results(title, protocol, results))
@@ -169,11 +181,21 @@ def _format_results(title: str, protocol: Optional[str], results: Dict[str, Any]
     return "\n\n".join(format_paper_table({title: r}) if p == "paper" else format_strong_table(title, r)
                         for p, r in parts.items())
 
+def _default_json(checkpoint: Path) -> Path:
+    """Beside the checkpoint; ``runs/reference-DATASET-METHOD.eval.json`` for a reference model."""
+    text = str(checkpoint)
+    if text.startswith(REFERENCE_PREFIX):
+        out = Path("runs") / f"reference-{text[len(REFERENCE_PREFIX):].replace('/', '-')}.eval.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return out
+    return checkpoint.with_suffix(".eval.json")
+
+
 def _run_eval(args: argparse.Namespace) -> int:
     _evaluate_checkpoint(
         args.checkpoint, n=args.n, attacks=args.attacks, data_root=args.data_root, device=args.device,
         eps=args.eps, alpha=args.alpha, steps=args.steps, ddn_steps=args.ddn_steps, batch_size=args.batch_size,
-        progress=args.progress, name=args.name, json_path=args.json or args.checkpoint.with_suffix(".eval.json"),
+        progress=args.progress, name=args.name, json_path=args.json or _default_json(args.checkpoint),
         protocol=args.protocol,
     )
     return 0
