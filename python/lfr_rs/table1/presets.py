@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Optional, Tuple, get_args
 
-from lfr_rs.defaults import PAPER_EPS
+from lfr_rs.defaults import PAPER_EPS, PAPER_LLR_LAM, PAPER_LLR_MU, llr_weights_at
 from lfr_rs.losses import METHODS, Method
 from lfr_rs.training import Dataset, Split, TrainConfig
 
@@ -115,6 +115,9 @@ class Table1Settings:
     warmup: float = 0.0
     #: 1-based epochs of lr x0.1 for every method; None: each recipe's own (or none without lr_decay)
     milestones: Optional[Tuple[int, ...]] = None
+    #: LLR's weights: the paper's 4 and 3, or scaled to the radius (lfr_rs.defaults.llr_weights_at)
+    llr_lam: float = PAPER_LLR_LAM
+    llr_mu: float = PAPER_LLR_MU
 
     def to_dict(self) -> Dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -136,7 +139,7 @@ class Table1Settings:
             "standard": {},
             "at": inner,
             "trades": {**inner, "beta": 1.0},
-            "llr": {**inner, "lam": 4.0, "mu": 3.0},
+            "llr": {**inner, "lam": self.llr_lam, "mu": self.llr_mu},
             "gradnorm": {"lam": 0.02},
             "lfr": {**inner, "lam": 0.02, "hvp": "exact", "start": "normal", "start_std": 0.001},
         }[method]
@@ -246,6 +249,7 @@ def resolve(
     steps = q["inner_steps"]
     alpha = travel_alpha(eps, steps)
     train_images = "all" if q["train_n"] is None else f"first {q['train_n']}"
+    llr_lam, llr_mu = llr_weights_at(eps) if preset in ("quick", "reference") else (PAPER_LLR_LAM, PAPER_LLR_MU)
     schedule = (f"lr schedule: x0.1 from epoch {', '.join(map(str, milestones))} for every method (the scripts': "
                 "at 90% / 55-75-90% of 100 epochs)" if milestones else
                 "lr schedule: constant (the milestones at 90% / 55-75-90% of training would only touch the last epoch)")
@@ -258,10 +262,14 @@ def resolve(
         f"inner maximisation: {steps} steps of {alpha:g} (paper: 40 of {0.01 * scale:g}; the same 4/3 eps travelled)",
         schedule,
         f"warm-up: radius and penalty weights ramp linearly from 0 over the first {warmup:g} epochs (paper: none)",
+        f"LLR weights: lambda {llr_lam:g}, mu {llr_mu:g} (paper: 4 and 3, Qin et al.'s for CIFAR-10 at eps 8/255; "
+        f"scaled to eps {eps:g} so each term keeps its size: at the paper's weights LLR collapses to a constant "
+        "predictor here)",
         f"strong evaluation: APGD {attack.strong_steps} steps, APGD-T {attack.strong_targets} targets, "
         f"Square {attack.strong_queries} queries (AutoAttack: 100, 9, 5000)",
     ]
     return Table1Settings(
         **common, batch_size=batch_size, lr=lr, inner_alpha=alpha, lr_decay=False, attack=attack, scaled=tuple(scaled),
-        warmup=warmup, milestones=None if milestones is None else tuple(milestones), **q,
+        warmup=warmup, milestones=None if milestones is None else tuple(milestones), llr_lam=llr_lam, llr_mu=llr_mu,
+        **q,
     )
