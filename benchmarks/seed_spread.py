@@ -28,8 +28,8 @@ from typing import Any, Dict, List
 import torch
 
 from lfr_rs import paper_protocol, robust_accuracy
-from lfr_rs import table1
-from lfr_rs.table1.runner import device_name, load_experiment_data
+from lfr_rs.experiments import table1
+from lfr_rs.experiments.common import device_name, load_experiment_data
 from lfr_rs.training import train, write_json
 
 KEYS = ("clean", "pgd", "apgd")

@@ -22,8 +22,8 @@ import time
 import torch
 
 import lfr_rs
-from lfr_rs import table1
-from lfr_rs.table1.presets import travel_alpha
+from lfr_rs.experiments import table1
+from lfr_rs.experiments.table1.presets import travel_alpha
 from lfr_rs.training import load_data, train
 
 

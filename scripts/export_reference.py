@@ -7,7 +7,7 @@ folder as reference checkpoints (results/reference, index.json with SHA-256s):
 import argparse
 from pathlib import Path
 
-from lfr_rs.table1.reference import export_reference
+from lfr_rs.experiments.table1.reference import export_reference
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("run_dir", type=Path)

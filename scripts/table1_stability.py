@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lfr_rs.table1.stability import compare, format_stability, load_report
+from lfr_rs.experiments.table1.stability import compare, format_stability, load_report
 
 
 def main() -> None:

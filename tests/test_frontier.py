@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-import lfr_rs.frontier.runner as runner
-from lfr_rs import frontier, table1
+import lfr_rs.experiments.frontier.runner as runner
+from lfr_rs.experiments import frontier, table1
 from lfr_rs.cli import main
 from lfr_rs.data import DEBIAN_FASHION_MNIST
-from lfr_rs.frontier import Point, budget_sentences, pareto
+from lfr_rs.experiments.frontier import Point, budget_sentences, pareto
 from lfr_rs.training import load_checkpoint, train
 
 METHODS = ("standard", "lfr")
@@ -291,7 +291,7 @@ def test_cli_refuses_a_mismatched_table1(tiny_table1, tmp_path, capsys):
 
 
 def test_step_seconds_are_measured_side_by_side_and_follow_the_passes():
-    from lfr_rs.frontier.cost import step_seconds
+    from lfr_rs.experiments.frontier.cost import step_seconds
     from lfr_rs.training import load_data
 
     s = _settings(methods=("standard", "at", "lfr"), inner_steps=(1, 8))

@@ -9,11 +9,11 @@ import torch
 from conftest import MNIST_ROOT
 from torch import nn
 
-from lfr_rs import table1
+from lfr_rs.experiments import table1
 from lfr_rs.cli import main
 from lfr_rs.models import (REFERENCE_DIR_ENV, SmallCNN, WeightsError, list_references, load_reference, load_weights,
                            reference_dir, state_dict_of)
-from lfr_rs.table1.reference import export_reference
+from lfr_rs.experiments.table1.reference import export_reference
 from lfr_rs.training import CHECKPOINT, load_checkpoint
 
 

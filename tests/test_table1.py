@@ -9,8 +9,8 @@ import json
 import pytest
 import torch
 
-import lfr_rs.table1.runner as runner
-from lfr_rs import table1
+import lfr_rs.experiments.table1.runner as runner
+from lfr_rs.experiments import table1
 from lfr_rs.cli import main
 from lfr_rs.training import load_checkpoint, lr_at, train
 
@@ -256,7 +256,7 @@ def _fake(seed, pgd, n=500):
 
 
 def test_stability_compares_rankings():
-    from lfr_rs.table1.stability import compare, format_stability
+    from lfr_rs.experiments.table1.stability import compare, format_stability
 
     a = _fake(1000, {"standard": 0.0, "at": 0.5, "lfr": 0.6})
     b = _fake(1001, {"standard": 0.01, "at": 0.62, "lfr": 0.58})
@@ -276,7 +276,7 @@ def test_stability_compares_rankings():
 
 
 def test_stability_ranks_the_strong_column_when_every_run_has_it():
-    from lfr_rs.table1.stability import compare, format_stability
+    from lfr_rs.experiments.table1.stability import compare, format_stability
 
     a = _fake(1000, {"standard": 0.0, "at": 0.5, "lfr": 0.6})
     b = _fake(1001, {"standard": 0.01, "at": 0.62, "lfr": 0.58})

@@ -24,7 +24,6 @@ from lfr_rs.regularizers import (
     trades_perturb,
 )
 from lfr_rs.surfaces import surface, surface_directions
-from lfr_rs.sweeps import sweep
 
 __all__ = [
     "DeviceError",
@@ -44,12 +43,11 @@ __all__ = [
     "pgd",
     "surface",
     "surface_directions",
-    "sweep",
     "trades_perturb",
     "tune_malloc",
 ]
 
-# evaluation (issue 6): APGD / Square kernels, the cascade, the paper protocol, the masking detector
+# evaluation: APGD / Square kernels, the cascade, the paper protocol, the masking detector
 from lfr_rs.attacks import apgd, square  # noqa: E402
 from lfr_rs.evaluation import (  # noqa: E402
     GradientMaskingWarning,
@@ -70,3 +68,25 @@ __all__ += [
     "robust_accuracy",
     "square",
 ]
+
+
+# Names loaded on first use, so that `import lfr_rs` loads the kernels and the
+# evaluation only: the experiments (and the training they run) come with them.
+_LAZY = {"sweep": ("lfr_rs.experiments.sweep", "sweep"), "table1": ("lfr_rs.experiments.table1", None),
+         "frontier": ("lfr_rs.experiments.frontier", None)}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lfr_rs' has no attribute {name!r}")
+    import importlib
+
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return module if attr is None else getattr(module, attr)
+
+# Bound after the submodule import, so ``lfr_rs.evaluate`` is the function, not
+# the module ``lfr_rs/evaluate.py`` (``from lfr_rs.evaluate import ...`` still works).
+from lfr_rs.evaluate import evaluate  # noqa: E402
+
+__all__ += ["evaluate"]

@@ -9,7 +9,7 @@
   wall-clock per method and inner-step budget, with the Pareto frontier.
 
 The values come from :func:`lfr_rs.surface`, :func:`lfr_rs.sweep` and
-:func:`lfr_rs.frontier.run`; these
+:func:`lfr_rs.experiments.frontier.run`; these
 functions only draw. matplotlib is imported when a function is called, so
 ``import lfr_rs`` does not need it (``pip install matplotlib``).
 """
@@ -209,17 +209,16 @@ def frontier(
     """Strong robust accuracy (percent) against training wall-clock (seconds,
     log scale): one marker and colour per method, each point annotated with
     its inner steps (``fd``: LFR with ``hvp="fd"``, open marker), and the
-    Pareto frontier (:func:`lfr_rs.frontier.pareto`) as a step line.
+    Pareto frontier (the points the report marks ``on_frontier``) as a step line.
 
-    ``result`` is what :func:`lfr_rs.frontier.run` reports, or its
+    ``result`` is what :func:`lfr_rs.experiments.frontier.run` reports, or its
     ``frontier.json`` (or the run's folder).
     """
-    from lfr_rs.frontier import pareto
     from lfr_rs.losses import METHODS
 
     record = _load_record(result, "frontier.json")
     points = list(record.get("points", []))
-    key = record.get("time_key", "train_s")  # "cost_s": steps x side-by-side step time (lfr_rs.frontier.cost)
+    key = record.get("time_key", "train_s")  # "cost_s": steps x side-by-side step time (lfr_rs.experiments.frontier.cost)
     if not points:
         raise ValueError("the frontier has no measured points to plot")
     if any(p[key] <= 0 for p in points):
@@ -242,7 +241,10 @@ def frontier(
                 text = f"k{p['inner_steps']}" + (" fd" if fd else "")
                 ax.annotate(text, (p[key], 100 * p["strong"]), textcoords="offset points", xytext=(5, 4),
                             fontsize=7, color=colour)
-    front = sorted((p for p, on in zip(points, pareto(points, time_key=key)) if on), key=lambda p: p[key])
+    if any("on_frontier" not in p for p in points):
+        raise ValueError("the frontier's points carry no on_frontier flags: draw it from lfr_rs.experiments.frontier.run's "
+                         "report or its frontier.json")
+    front = sorted((p for p in points if p["on_frontier"]), key=lambda p: p[key])
     xs = [p[key] for p in front] + [max(p[key] for p in points)]
     ys = [100 * p["strong"] for p in front] + [100 * front[-1]["strong"]]
     ax.step(xs, ys, where="post", color="k", linewidth=1, alpha=0.6, label="Pareto frontier", zorder=2)

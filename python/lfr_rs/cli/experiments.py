@@ -52,7 +52,7 @@ def add_sweep(sub: Any) -> None:
     s.set_defaults(run=_run_sweep, subparser=s)
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from lfr_rs.sweeps import sweep
+    from lfr_rs.experiments.sweep import sweep
 
     if len(set(args.lam)) != len(args.lam) or not args.lam:
         raise _UsageError(f"--lam needs distinct values, got {','.join(map(str, args.lam)) or 'none'}")
@@ -77,7 +77,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     return 0
 
 def add_table1(sub: Any) -> None:
-    from lfr_rs.table1 import PRESETS, TABLE1_METHODS
+    from lfr_rs.experiments.table1 import PRESETS, TABLE1_METHODS
 
     p = sub.add_parser("table1", help="train and evaluate every defense of the paper's Table 1",
                        description="Table 1 of the paper: train Standard, AT, TRADES, LLR, LFR (and optionally GradNorm), "
@@ -92,7 +92,7 @@ def add_table1(sub: Any) -> None:
     p.set_defaults(run=_run_table1, subparser=p)
 
 def _run_table1(args: argparse.Namespace) -> int:
-    from lfr_rs import table1
+    from lfr_rs.experiments import table1
 
     _check_mnist_root(args)
     settings = table1.resolve(
@@ -105,8 +105,8 @@ def _run_table1(args: argparse.Namespace) -> int:
     return _print_written(result.paths)
 
 def add_frontier(sub: Any) -> None:
-    from lfr_rs.frontier import DEFAULT_INNER_STEPS, FRONTIER_METHODS
-    from lfr_rs.table1 import PRESETS
+    from lfr_rs.experiments.frontier import DEFAULT_INNER_STEPS, FRONTIER_METHODS
+    from lfr_rs.experiments.table1 import PRESETS
 
     p = sub.add_parser("frontier", help="strong robust accuracy against training time, per method and inner-step budget",
                        description="Train Standard, AT, TRADES, LLR and LFR with the table1 recipe at several inner-step "
@@ -125,7 +125,7 @@ def add_frontier(sub: Any) -> None:
     p.set_defaults(run=_run_frontier, subparser=p)
 
 def _run_frontier(args: argparse.Namespace) -> int:
-    from lfr_rs import frontier
+    from lfr_rs.experiments import frontier
 
     _check_mnist_root(args)
     if args.table1 is not None and not args.table1.is_dir():

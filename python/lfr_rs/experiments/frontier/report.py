@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence
 
-from lfr_rs.table1.report import run_lines
+from lfr_rs.experiments.table1.report import run_lines
 from lfr_rs.training import write_json
 
 __all__ = ["SCHEMA_VERSION", "budget_sentences", "format_markdown", "summary_line", "write_outputs"]

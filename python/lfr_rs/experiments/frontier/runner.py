@@ -22,12 +22,12 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Union
 import torch
 from tqdm.auto import tqdm
 
-from lfr_rs import __version__
-from lfr_rs.frontier.cost import sgd_steps, step_seconds
-from lfr_rs.frontier.points import NO_INNER_STEPS, FrontierSettings, Point, pareto
-from lfr_rs.frontier.report import SCHEMA_VERSION, summary_line, write_outputs
-from lfr_rs.table1.evaluation import STRONG_NOTE, strong_evaluation
-from lfr_rs.table1.runner import (
+from lfr_rs._native import __version__
+from lfr_rs.experiments.frontier.cost import sgd_steps, step_seconds
+from lfr_rs.experiments.frontier.points import NO_INNER_STEPS, FrontierSettings, Point, pareto
+from lfr_rs.experiments.frontier.report import SCHEMA_VERSION, summary_line, write_outputs
+from lfr_rs.experiments.table1.evaluation import STRONG_NOTE, strong_evaluation
+from lfr_rs.experiments.common import (
     ROW,
     SETTINGS,
     batch_seconds,
@@ -59,7 +59,7 @@ def point_dir(out: PathLike, point: Point) -> Path:
 
 def estimate_seconds(s: FrontierSettings, n_train: int, n_eval: int) -> Dict[str, Dict[str, float]]:
     """Per point, the expected training wall-clock (``train_s``, from one
-    calibration on the device, see :func:`lfr_rs.table1.runner.batch_seconds`)
+    calibration on the device, see :func:`lfr_rs.experiments.common.batch_seconds`)
     and a bound on the strong evaluation (``eval_s_at_most``: every APGD step
     on every image plus Square's queries as forward passes, a third of ``u``
     each; points fooled early cost far less)."""
@@ -168,7 +168,7 @@ def run(
         return {
             "schema_version": SCHEMA_VERSION,
             "complete": len(measured) == len(points),
-            "command": " ".join(command) if command is not None else f"lfr_rs.frontier.run({base.preset!r}, ...)",
+            "command": " ".join(command) if command is not None else f"lfr_rs.experiments.frontier.run({base.preset!r}, ...)",
             "data": described,
             "settings": settings.to_dict(),
             "strong": STRONG_NOTE,
@@ -211,7 +211,7 @@ def run(
 
 
 COST_NOTE = ("training time = the {steps} SGD steps of every point x the median seconds of one of its steps (batch "
-             "{batch}), all points timed side by side in this invocation (lfr_rs.frontier.cost.step_seconds); train_s "
+             "{batch}), all points timed side by side in this invocation (lfr_rs.experiments.frontier.cost.step_seconds); train_s "
              "is the wall-clock each training recorded, which also holds whatever else the machine did then")
 
 

@@ -1,5 +1,5 @@
 """``run``: train every method of Table 1 with the library's ``train``, evaluate
-each through :func:`lfr_rs.table1.evaluation.evaluate_row`, write the outputs.
+each through :func:`lfr_rs.experiments.table1.evaluation.evaluate_row`, write the outputs.
 
 Layout of ``out``: ``settings.json`` (the resolved settings; a rerun with other
 settings is refused), one folder per method (``checkpoint.pt`` and ``log.json``
@@ -24,88 +24,22 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lfr_rs._machine import cpu_name
-from lfr_rs import __version__, grad_norm_penalty
+from lfr_rs._native import __version__
+from lfr_rs.experiments.common import (
+    ROW, SETTINGS, ExperimentData, batch_seconds, calibrate, check_settings, data_description, device_name, load_avg,
+    load_experiment_data, method_dir, settings_diff,
+)
 from lfr_rs.losses import METHODS
-from lfr_rs.models import SmallCNN
-from lfr_rs.table1.evaluation import STRONG_AVAILABLE, STRONG_NOTE, evaluate_row, protocol_notes
-from lfr_rs.table1.presets import Table1Settings
-from lfr_rs.table1.report import PAPER_TABLE1, SCHEMA_VERSION, write_outputs
-from lfr_rs.training import load_data, train, write_json
+from lfr_rs.experiments.table1.evaluation import STRONG_AVAILABLE, STRONG_NOTE, evaluate_row, protocol_notes
+from lfr_rs.experiments.table1.presets import Table1Settings
+from lfr_rs.experiments.table1.report import PAPER_TABLE1, SCHEMA_VERSION, write_outputs
+from lfr_rs.training import train, write_json
 
-__all__ = [
-    "ExperimentData", "Table1Result", "batch_seconds", "calibrate", "check_settings", "data_description", "device_name",
-    "estimate_seconds", "load_avg", "load_experiment_data", "method_dir", "run", "settings_diff",
-]
-
-SETTINGS = "settings.json"
-ROW = "row.json"
-
+__all__ = ["Table1Result", "estimate_seconds", "run"]
 
 class Table1Result(NamedTuple):
     report: Dict[str, Any]
     paths: Dict[str, Path]
-
-
-def method_dir(out: Union[str, "os.PathLike[str]"], method: str) -> Path:
-    return Path(out) / method
-
-
-def _fmt_n(n: int) -> str:
-    return f"{n:,}"
-
-
-def data_description(s: Table1Settings, n_train: int, n_train_total: int, n_eval: int, n_eval_total: int) -> Dict[str, str]:
-    """The output's first line: which images trained and which evaluated."""
-    name = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}[s.dataset]
-    train_part = f"{_fmt_n(n_train)}" + ("" if n_train == n_train_total else f" of {_fmt_n(n_train_total)}")
-    eval_part = f"{_fmt_n(n_eval)}" + ("" if n_eval == n_eval_total else f" of {_fmt_n(n_eval_total)}")
-    if s.train_split == "test":
-        line = (f"{name}: training on {train_part} {name} test images (test[{s.holdout}:]), evaluating on {eval_part} "
-                f"other test images (test[:{s.holdout}]); the {name} training split is not used")
-        short = f"{name}, test split {n_train_total}/{s.holdout}"
-    else:
-        line = f"{name}: training on {train_part} training images, evaluating on {eval_part} test images"
-        short = name
-    return {"description": line, "short": short}
-
-
-def _time_pass(fn: Any, reps: int = 3) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        tic = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - tic)
-    return best
-
-
-def calibrate(device: str, batch_size: int) -> Tuple[float, float]:
-    """Seconds of one forward/backward (``u``) and one double backprop (``v``)
-    of a SmallCNN batch on ``device``, best of three."""
-    dev = torch.device(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = SmallCNN(zero_init_last=False).to(dev)
-        x = torch.rand(batch_size, 1, 28, 28, device=dev)
-        y = torch.randint(0, 10, (batch_size,), device=dev)
-
-        def plain() -> None:
-            xr = x.clone().requires_grad_(True)
-            F.cross_entropy(model(xr), y).backward()
-
-        def double() -> None:
-            grad_norm_penalty(model, x, y).mean().backward()
-
-        return _time_pass(plain), _time_pass(double)
-
-
-def batch_seconds(u: float, v: float, k: int) -> Dict[str, float]:
-    """Training cost of one batch per method with ``k`` inner steps:
-    standard u, AT (k+1)u, TRADES (k+2)u, LLR ku+v, GradNorm v, LFR (k+1)v,
-    LFR with ``hvp="fd"`` ("lfr-fd": two gradients per inner step) 2ku+v."""
-    return {"standard": u, "at": (k + 1) * u, "trades": (k + 2) * u, "llr": k * u + v, "gradnorm": v,
-            "lfr": (k + 1) * v, "lfr-fd": 2 * k * u + v}
 
 
 def estimate_seconds(s: Table1Settings, n_train: int, n_eval: int, *, inner_steps: Optional[int] = None) -> Dict[str, float]:
@@ -119,59 +53,6 @@ def estimate_seconds(s: Table1Settings, n_train: int, n_eval: int, *, inner_step
     a = s.attack
     eval_s = -(-n_eval // s.batch_size) * (1 + 1 + 2 * a.steps + a.ddn_steps) * u
     return {m: batches * per_batch[m] + eval_s for m in s.methods}
-
-
-class ExperimentData(NamedTuple):
-    """The data a Table 1 or frontier run trains and evaluates on, with the
-    sizes it uses (``n_train``, ``n_eval``) and the sizes of the splits."""
-
-    data: Any
-    n_train: int
-    n_train_total: int
-    n_eval: int
-    n_eval_total: int
-
-
-def load_experiment_data(s: Table1Settings) -> ExperimentData:
-    data = load_data(dataclasses.replace(s.train_config(s.methods[0]), subset=None))
-    n_train_total, n_eval_total = len(data.train_x), len(data.eval_x)
-    n_train = n_train_total if s.train_n is None else min(s.train_n, n_train_total)
-    n_eval = n_eval_total if s.eval_n is None else min(s.eval_n, n_eval_total)
-    return ExperimentData(data, n_train, n_train_total, n_eval, n_eval_total)
-
-
-def device_name(device: str) -> str:
-    d = torch.device(device)
-    if d.type == "cuda":
-        return f"{torch.cuda.get_device_name(d)} (CUDA)"
-    return f"CPU: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-
-
-def load_avg() -> str:
-    try:
-        return "{:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def settings_diff(saved: Mapping[str, Any], ours: Mapping[str, Any]) -> List[str]:
-    """``"key: saved there, ours now"`` for every key of ``ours`` whose saved value differs."""
-    return [f"{k}: {saved.get(k)!r} there, {v!r} now" for k, v in ours.items() if saved.get(k) != v]
-
-
-def check_settings(out: Path, record: Mapping[str, Any], comparable: Mapping[str, Any], what: str = "a Table 1 run") -> None:
-    """Writes ``record`` to ``out/settings.json`` on the first run; later runs
-    must agree with it on every key of ``comparable`` (ValueError otherwise)."""
-    path = out / SETTINGS
-    if not path.exists():
-        write_json(path, dict(record))
-        return
-    diff = settings_diff(json.loads(path.read_text()), comparable)
-    if diff:
-        raise ValueError(
-            f"{out} holds {what} with other settings ({'; '.join(diff)}); rerun with the same settings to "
-            "continue it, or choose another --out"
-        )
 
 
 def _check_settings(out: Path, s: Table1Settings) -> None:
@@ -219,7 +100,7 @@ def run(
         return {
             "schema_version": SCHEMA_VERSION,
             "complete": final and len(rows) == len(settings.methods),
-            "command": " ".join(command) if command is not None else f"lfr_rs.table1.run({settings.preset!r}, ...)",
+            "command": " ".join(command) if command is not None else f"lfr_rs.experiments.table1.run({settings.preset!r}, ...)",
             "data": described,
             "settings": settings.to_dict(),
             "recipes": {m: settings.recipe(m) for m in settings.methods},

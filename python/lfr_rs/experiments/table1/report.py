@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from lfr_rs.losses import METHODS
-from lfr_rs.table1.evaluation import COLUMNS
+from lfr_rs.experiments.table1.evaluation import COLUMNS
 from lfr_rs.training import write_json
 
 __all__ = ["PAPER_TABLE1", "SCHEMA_VERSION", "format_markdown", "write_csv", "write_outputs", "write_png"]

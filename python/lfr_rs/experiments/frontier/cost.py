@@ -18,7 +18,7 @@ from typing import Dict, Sequence
 import torch
 from torch import Tensor
 
-from lfr_rs.frontier.points import FrontierSettings, Point
+from lfr_rs.experiments.frontier.points import FrontierSettings, Point
 from lfr_rs.losses import make_method
 from lfr_rs.models import SmallCNN
 from lfr_rs.training.loop import run_epoch

@@ -3,7 +3,7 @@ several inner-step budgets with ``lfr-rs table1``'s recipe on the same data,
 each evaluated with the strong cascade (:func:`lfr_rs.robust_accuracy`), and
 strong robust accuracy set against training wall-clock.
 
->>> from lfr_rs import frontier
+>>> from lfr_rs.experiments import frontier
 >>> settings = frontier.resolve("quick", "fashion-mnist", inner_steps=(2, 5, 10))
 >>> frontier.run(settings, "runs/frontier")          # resumable: rerun to continue
 
@@ -12,7 +12,7 @@ Writes ``frontier.json``, ``frontier.md`` and ``frontier.png``
 --dataset fashion-mnist --out runs/frontier``.
 """
 
-from lfr_rs.frontier.points import (
+from lfr_rs.experiments.frontier.points import (
     DEFAULT_INNER_STEPS,
     FRONTIER_METHODS,
     FrontierSettings,
@@ -20,8 +20,8 @@ from lfr_rs.frontier.points import (
     pareto,
     resolve,
 )
-from lfr_rs.frontier.report import SCHEMA_VERSION, budget_sentences
-from lfr_rs.frontier.runner import FrontierResult, estimate_seconds, point_dir, run, table1_points
+from lfr_rs.experiments.frontier.report import SCHEMA_VERSION, budget_sentences
+from lfr_rs.experiments.frontier.runner import FrontierResult, estimate_seconds, point_dir, run, table1_points
 
 __all__ = [
     "DEFAULT_INNER_STEPS",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from lfr_rs.losses import METHODS
-from lfr_rs.table1.presets import TABLE1_METHODS, Preset, Table1Settings, resolve as resolve_table1, travel_alpha
+from lfr_rs.experiments.table1.presets import TABLE1_METHODS, Preset, Table1Settings, resolve as resolve_table1, travel_alpha
 from lfr_rs.training import Dataset, Split, TrainConfig
 
 __all__ = [
@@ -117,7 +117,7 @@ def resolve(
     eps: Optional[float] = None,
     device: str = "cpu",
 ) -> FrontierSettings:
-    """The frontier of ``preset`` on ``dataset``: :func:`lfr_rs.table1.resolve`'s
+    """The frontier of ``preset`` on ``dataset``: :func:`lfr_rs.experiments.table1.resolve`'s
     settings (same defaults) trained at each of ``inner_steps``."""
     methods = FRONTIER_METHODS if methods is None else tuple(methods)
     steps = tuple(int(k) for k in inner_steps)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from lfr_rs.evaluation import RobustAccuracy, paper_protocol, robust_accuracy
-from lfr_rs.table1.presets import AttackSettings
+from lfr_rs.experiments.table1.presets import AttackSettings
 
 __all__ = ["COLUMNS", "STRONG_AVAILABLE", "STRONG_NOTE", "evaluate_row", "protocol_notes", "strong_evaluation"]
 
