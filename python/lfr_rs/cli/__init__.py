@@ -20,7 +20,8 @@ from typing import List, Optional
 
 import torch
 
-from lfr_rs import LfrError, __version__
+from lfr_rs._native import __version__
+from lfr_rs.exceptions import LfrError
 from lfr_rs.cli._args import _UsageError
 from lfr_rs.cli.experiments import add_frontier, add_sweep, add_table1
 from lfr_rs.cli.train_eval import add_eval, add_quickstart, add_train

@@ -9,16 +9,18 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, NamedTuple, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
 from lfr_rs._machine import cpu_name
-from lfr_rs.experiments.table1.presets import Table1Settings
 from lfr_rs.models import SmallCNN
 from lfr_rs.regularizers import grad_norm_penalty
 from lfr_rs.training import load_data, write_json
+
+if TYPE_CHECKING:  # the settings are Table 1's; the frontier passes its base settings
+    from lfr_rs.experiments.table1.presets import Table1Settings
 
 __all__ = [
     "ROW", "SETTINGS", "ExperimentData", "batch_seconds", "calibrate", "check_settings", "data_description",

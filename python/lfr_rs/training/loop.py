@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from lfr_rs import LfrError
+from lfr_rs.exceptions import LfrError
 from lfr_rs._checks import check_pair
 from lfr_rs import distributed as dist_
 from lfr_rs.losses import Defense
