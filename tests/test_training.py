@@ -161,7 +161,7 @@ def test_short_run_trains_at_full_rate_by_default():
 @pytest.mark.slow
 def test_short_default_run_reaches_a_real_model(mnist_root, tmp_path):
     """Issue 11, item 14, end to end: 3 default epochs on 8000 MNIST test images (the other 2000 held out)
-    gave 73.5% clean accuracy before (epoch 2 at lr/100); 91.45% now (benchmarks/short_run_defaults.py)."""
+    gave 73.5% clean accuracy before (epoch 2 at lr/100); 91.45% now (benchmarks/studies/short_run_defaults.py)."""
     torch.set_num_threads(1)
     config = TrainConfig(method="standard", dataset="mnist", data_root=mnist_root, train_split="test", holdout=2000,
                          epochs=3, eval_n=2000)

@@ -158,7 +158,7 @@ class Table1Settings:
 
 
 # preset -> dataset -> what is scaled. Chosen by measurement on the 2-core dev machine
-# (benchmarks/table1_quick_trials.py, results/table1_quick_trials.txt): the whole table within
+# (benchmarks/studies/table1_quick_trials.py, results/table1_quick_trials.txt): the whole table within
 # 15 minutes, and AT off chance at MNIST's eps 0.3, which it was not at 4 epochs of 4,000 images at
 # batch 128 and lr 0.01 (125 SGD steps: 13.4% everywhere). More SGD steps on more distinct images
 # (one pass over 6,000 at batch 32, 188 steps) and lr 0.02 get Standard, AT, TRADES and LFR learning at

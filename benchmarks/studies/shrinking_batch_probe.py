@@ -14,7 +14,7 @@ Test: time many repeats from a random start (the time should fall as sizes are
 seen), then run one forward and backward at every batch size 1..B and time
 again (it should sit at the fixed-start time). Prints a table, writes JSON.
 
-    python benchmarks/shrinking_batch_probe.py --device cuda [--repeats 20]
+    python benchmarks/studies/shrinking_batch_probe.py --device cuda [--repeats 20]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List
 import torch
 
 import lfr_rs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
 from _common import DEFAULT_DATA, device_info, env_info, held_out_batch, load_mnist_test, train_standard_model
 
 try:

@@ -3,7 +3,7 @@ on 8000 MNIST test images (the first 2000 held out and evaluated), standard
 training and PGD-AT (eps 0.3, step 0.03, 10 steps), at lr 0.01 and 0.05 with
 the default (scaled) schedule. Writes ``results/short_run_defaults.json``.
 
-    python benchmarks/short_run_defaults.py --threads 1
+    python benchmarks/studies/short_run_defaults.py --threads 1
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
 import _common  # noqa: E402
 
 from lfr_rs.attacks import pgd  # noqa: E402

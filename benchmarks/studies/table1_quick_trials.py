@@ -3,7 +3,7 @@ Table 1 method at a candidate budget and reports clean and PGD accuracy, the
 training time and the SGD steps, so that the preset's budget is chosen from
 numbers (results/table1_quick_trials.txt).
 
-    python benchmarks/table1_quick_trials.py --dataset fashion-mnist --train-n 2000 --epochs 3 \
+    python benchmarks/studies/table1_quick_trials.py --dataset fashion-mnist --train-n 2000 --epochs 3 \
         --inner-steps 3 --batch 32 --lr 0.01 [--methods standard,at,trades,llr,lfr] [--seeds 1000]
 
 Evaluation here is deliberately cheap (clean accuracy on --eval-n images and

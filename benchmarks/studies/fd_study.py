@@ -11,13 +11,14 @@ This script measures, for several step sizes ``h``:
 3. training: a short LFR run with each, evaluated by PGD-40 robust accuracy
    (and a standard run as the baseline), on the same images and schedule.
 
-    python benchmarks/fd_study.py [--fd-steps 0.001,0.01,0.1] [--train-fd 0.01,0.1] [--quick]
+    python benchmarks/studies/fd_study.py [--fd-steps 0.001,0.01,0.1] [--train-fd 0.01,0.1] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 import tempfile
 import time
 from typing import Any, Dict, List, Optional
@@ -26,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 import lfr_rs
-from _common import (  # the script's folder is on sys.path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
+from _common import (
     DEFAULT_DATA,
     env_info,
     load_mnist_test,
