@@ -165,7 +165,7 @@ def run_row(row: Row, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
 
 
 def targets(rows: List[Dict[str, Any]], device: str = "cpu") -> List[Dict[str, Any]]:
-    """The issue's targets: PGD within 3% of the floor and no slower than
+    """The targets: PGD within 3% of the floor and no slower than
     torchattacks; robust-accuracy evaluation at least 3x faster. On a GPU
     (launch-bound): PGD within 20% of the floor and at least 1.5x faster than
     torchattacks."""

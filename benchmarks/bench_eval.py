@@ -37,7 +37,7 @@ from lfr_rs.evaluation.counting import PassCounter  # noqa: E402
 from lfr_rs.training import TrainConfig, eval_split, load_model, train  # noqa: E402
 
 RECIPES = {
-    # lr 0.05 with one drop at the last epoch: short runs that train (issue 11, item 14)
+    # lr 0.05 with one drop at the last epoch: short runs that train
     "standard": dict(method="standard", options={}),
     "lfr": dict(method="lfr", options={"steps": 5, "alpha": 0.06, "hvp": "fd"}),
 }

@@ -135,7 +135,7 @@ def _exit_2(argv, capsys):
 
 
 def test_bad_paths_exit_2_with_a_message(mnist_root, tmp_path, capsys, monkeypatch):
-    """Issue 11, item 5: these printed raw tracebacks with exit 1 (or trained into the current directory)."""
+    """These once printed raw tracebacks with exit 1 (or trained into the current directory)."""
     monkeypatch.chdir(tmp_path)
     a_file = tmp_path / "file"
     a_file.write_text("x")
@@ -165,7 +165,7 @@ def test_bad_paths_exit_2_with_a_message(mnist_root, tmp_path, capsys, monkeypat
 
 @pytest.mark.parametrize("method", ["standard", "lfr"])
 def test_divergence_is_a_run_failure_for_every_method(mnist_root, tmp_path, capsys, method):
-    """Issue 11, item 6: a diverging LFR run exited 2 with the usage text ("bad input")."""
+    """A diverging LFR run once exited 2 with the usage text ("bad input")."""
     extra = ["--steps", "2"] if method == "lfr" else []
     args = _train_args(mnist_root, tmp_path, "--subset", "128", "--batch-size", "16", "--lr", "1e12", *extra)
     args[args.index("--method") + 1] = method
@@ -210,7 +210,7 @@ def test_eval_protocol_paper(mnist_root, tmp_path, capsys):
 
 @pytest.mark.parametrize("device", ["mps", "meta", "xpu"])
 def test_unavailable_device_is_named_not_blamed_on_the_checkpoint(tmp_path, capsys, device):
-    # issue 11 item 9: `--device mps` used to fail later with a message about the checkpoint file
+    # `--device mps` used to fail later with a message about the checkpoint file
     ck = tmp_path / "checkpoint.pt"
     ck.write_bytes(b"not read")
     err = _exit_2(["eval", ck, "--device", device], capsys)

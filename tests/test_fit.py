@@ -124,7 +124,7 @@ def test_fit_eval_loader_and_method_by_name():
 
 @pytest.mark.parametrize("method", [Standard(), LFR(eps=0.1, alpha=0.05, steps=2)], ids=["standard", "lfr"])
 def test_divergence_is_a_training_failure_for_every_method(method):
-    """Issue 11, item 6: a diverging LFR run surfaced the kernel's ValueError ("bad input", exit 2)."""
+    """A diverging LFR run once surfaced the kernel's ValueError ("bad input", exit 2)."""
     torch.manual_seed(0)
     model = SmallCNN(zero_init_last=False)
     g = torch.Generator().manual_seed(0)

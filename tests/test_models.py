@@ -7,7 +7,7 @@ from lfr_rs.models import SmallCNN
 
 
 def test_smallcnn_accepts_channels_last():
-    """Issue 11, item 7: ``.view`` failed on channels_last inputs with more than one channel."""
+    """``.view`` once failed on channels_last inputs with more than one channel."""
     model = SmallCNN(num_channels=3, zero_init_last=False).eval()
     x = torch.rand(4, 3, 28, 28)
     expected = model(x)

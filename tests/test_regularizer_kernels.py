@@ -144,7 +144,7 @@ def test_empty_batch(default_cnn64):
     assert lfr_rs.llr_perturb(default_cnn64, x, y, eps=0.1, alpha=0.02).shape == x.shape
 
 
-# --- model hygiene: train-mode warning, in-place edits (issue 11) ---------------
+# --- model hygiene: train-mode warning, in-place edits -------------------------
 
 # name -> kernel(model, x, y); the inner maximizations and LFR's probes
 INNER = {

@@ -28,7 +28,7 @@ def _tiny(methods=("standard", "lfr"), **kw):
 # --- presets ------------------------------------------------------------------
 
 
-def test_paper_preset_is_the_issue_facts():
+def test_paper_preset_is_the_papers_and_authors_facts():
     s = table1.resolve("paper", "mnist", data_root="/data/mnist")
     assert s.eps == 0.3 and s.seed == 1000 and s.methods == ("standard", "at", "trades", "llr", "lfr")
     assert s.train_n is None and s.eval_n is None and s.train_split == "train"

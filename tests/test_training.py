@@ -67,7 +67,7 @@ def test_milestones_scale_with_epochs(epochs, milestones):
 
 @pytest.mark.parametrize("epochs", range(1, 301))
 def test_milestones_are_distinct_and_keep_most_epochs_at_full_rate(epochs):
-    """Issue 11, items 8 and 14: scaled_milestones(3) was (2, 2), a x0.01 drop at epoch 2."""
+    """scaled_milestones(3) once was (2, 2), a x0.01 drop at epoch 2."""
     ms = scaled_milestones(epochs)
     assert list(ms) == sorted(set(ms)) and all(2 <= m <= epochs for m in ms)
     full_rate = sum(lr_at(e, 1.0, ms) == 1.0 for e in range(1, epochs + 1))
@@ -152,7 +152,7 @@ def test_non_finite_loss_raises():
 
 
 def test_short_run_trains_at_full_rate_by_default():
-    """Issue 11, item 14: a default 3-epoch run spent epoch 2 at lr/100 (milestones (2, 2))."""
+    """A default 3-epoch run once spent epoch 2 at lr/100 (milestones (2, 2))."""
     config = TrainConfig(epochs=3).resolved()
     rates = [lr_at(e, config.lr, config.milestones) for e in (1, 2, 3)]
     assert rates[:2] == [config.lr, config.lr] and rates[2] == pytest.approx(config.lr * 0.1)
@@ -160,7 +160,7 @@ def test_short_run_trains_at_full_rate_by_default():
 
 @pytest.mark.slow
 def test_short_default_run_reaches_a_real_model(mnist_root, tmp_path):
-    """Issue 11, item 14, end to end: 3 default epochs on 8000 MNIST test images (the other 2000 held out)
+    """End to end: 3 default epochs on 8000 MNIST test images (the other 2000 held out)
     gave 73.5% clean accuracy before (epoch 2 at lr/100); 91.45% now (benchmarks/studies/short_run_defaults.py)."""
     torch.set_num_threads(1)
     config = TrainConfig(method="standard", dataset="mnist", data_root=mnist_root, train_split="test", holdout=2000,
@@ -267,7 +267,7 @@ def test_unreadable_checkpoint_is_a_value_error(tmp_path):
 
 
 def test_checkpoint_digest_detects_flipped_bytes(tmp_path):
-    """Issue 11, item 11: a checkpoint with a flipped byte in a weight loaded silently."""
+    """A checkpoint with a flipped byte in a weight once loaded silently."""
     path = tmp_path / CHECKPOINT
     marker = torch.arange(1000, 1256, dtype=torch.float32)
     save_checkpoint(path, {"epoch": 1, "model": {"w": marker}, "config": {}})

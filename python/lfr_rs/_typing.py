@@ -10,7 +10,7 @@ Start = Literal["uniform", "normal"]
 
 __all__ = ["Hvp", "Loss", "Norm", "Start", "SurfaceKind"]
 
-# evaluation (issue 6)
+# evaluation
 ApgdLoss = Literal["ce", "dlr"]
 CascadeAttack = Literal["apgd-ce", "apgd-dlr", "apgd-t", "square"]
 Protocol = Literal["paper", "strong", "both"]
