@@ -6,17 +6,28 @@ use tch::Tensor;
 /// can itself be differentiated (double backprop).
 ///
 /// libtorch dereferences a null gradient function when `output` does not
-/// require grad, so that case is caught here and explained.
+/// require grad, and returns an undefined gradient when `output` requires grad
+/// only through parameters (the model detached its input); both cases are
+/// caught here and explained with one message.
 pub fn grad(output: &Tensor, input: &Tensor, create_graph: bool) -> Result<Tensor> {
     if !output.requires_grad() {
-        return Err(LfrError::InvalidArgument(
-            "the model's output does not depend differentiably on its input: the model must not \
-             detach its output or build it from constants, and kernels cannot run under \
-             torch.inference_mode()"
-                .into(),
-        ));
+        return Err(not_differentiable());
     }
-    Tensor::f_run_backward(&[output], &[input], create_graph, create_graph)?
+    let g = Tensor::f_run_backward(&[output], &[input], create_graph, create_graph)?
         .pop()
-        .ok_or_else(|| LfrError::Shape("autograd returned no gradient".into()))
+        .ok_or_else(|| LfrError::Shape("autograd returned no gradient".into()))?;
+    if !g.defined() {
+        return Err(not_differentiable());
+    }
+    Ok(g)
+}
+
+fn not_differentiable() -> LfrError {
+    LfrError::InvalidArgument(
+        "the model's output does not depend differentiably on its input: the model cut the autograd \
+         graph from its input. It must not detach its input or output (x.detach(), torch.no_grad() \
+         inside forward) or build them from constants, and kernels cannot run under \
+         torch.inference_mode()"
+            .into(),
+    )
 }

@@ -281,12 +281,34 @@ def test_cpu_cuda_mismatch(model, x, y, name, moved):
 # --- libtorch errors ----------------------------------------------------------
 
 
+class WrongShapeGradient(torch.autograd.Function):
+    """The identity, whose backward returns a gradient of the wrong shape."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return a * 1.0
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[:1]
+
+
+def bad_backward(model):
+    return lambda a: WrongShapeGradient.apply(model(a))
+
+
 @all_attacks
-def test_libtorch_error_is_a_torch_error(x, y, name):
-    # Logits that require grad but ignore the inputs: autograd returns no
-    # gradient for the inputs and libtorch refuses to use it.
+def test_libtorch_error_is_a_torch_error(model, x, y, name):
+    # libtorch's autograd engine rejects the gradient the custom Function returns.
+    raises(lfr_rs.TorchError, ATTACKS[name], bad_backward(model), x, y, match="invalid gradient")
+
+
+@all_attacks
+def test_logits_cut_from_the_inputs_are_explained(x, y, name):
+    # Logits that require grad but ignore the inputs: autograd has no gradient for the inputs.
     bias = torch.zeros(3, requires_grad=True)
-    raises(lfr_rs.TorchError, ATTACKS[name], lambda a: bias.expand(len(a), 3) * 1.0, x, y)
+    raises(ValueError, ATTACKS[name], lambda a: bias.expand(len(a), 3) * 1.0, x, y,
+           match="cut the autograd graph from its input")
 
 
 CHILD = """
@@ -337,11 +359,10 @@ def test_exception_hierarchy(exc):
 
 
 def test_each_error_is_caught_by_its_base(model, x, y):
-    bias = torch.zeros(3, requires_grad=True)
     triggers = [
         lambda: ATTACKS["pgd"](model, x, y[:3]),
+        lambda: ATTACKS["pgd"](bad_backward(model), x, y),
         lambda: ATTACKS["pgd"](model.to("meta"), x, y),
-        lambda: ATTACKS["pgd"](lambda a: bias.expand(len(a), 3) * 1.0, x, y),
     ]
     seen = set()
     for trigger in triggers:

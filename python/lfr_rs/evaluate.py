@@ -12,14 +12,14 @@ table's DDN column is ``ddn_linf``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Tuple, get_args
+from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Tuple, Union, get_args
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from lfr_rs._modes import enter_eval, restore_modes
-from lfr_rs._checks import check_pair
+from lfr_rs._checks import attack_names, check_logits, check_pair
 from lfr_rs._typing import Protocol
 from lfr_rs.attacks import ddn, fgsm, mifgsm, pgd
 
@@ -30,9 +30,9 @@ ATTACKS: Tuple[Attack, ...] = get_args(Attack)
 Model = Callable[[Tensor], Tensor]
 
 
-def _predict(model: Model, x: Tensor) -> Tensor:
+def _predict(model: Model, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
     with torch.no_grad():
-        return model(x).argmax(1)
+        return check_logits(model(x), len(x), labels).argmax(1)
 
 
 def evaluate(
@@ -40,7 +40,7 @@ def evaluate(
     inputs: Tensor,
     labels: Tensor,
     *,
-    attacks: Iterable[str] = ATTACKS,
+    attacks: Union[str, Iterable[str]] = ATTACKS,
     eps: float = 0.3,
     alpha: float = 0.01,
     steps: int = 40,
@@ -51,6 +51,8 @@ def evaluate(
 ) -> Dict[str, Any]:
     """Accuracies (fractions) of ``model`` in eval mode on ``inputs``, clean and
     under each attack, batched; ``inputs`` must be on the model's device.
+    ``attacks`` is a name or a sequence of distinct names; the model must
+    return finite ``(N, C)`` logits and ``labels`` lie in ``[0, C)``.
 
     ``ddn_steps=None`` runs DDN for ``steps`` iterations too. Returns ``n``, the
     settings, ``clean``, one accuracy per attack (``ddn_linf`` for DDN, plus
@@ -68,10 +70,7 @@ def evaluate(
     if protocol is not None:
         return _by_protocol(model, inputs, labels, protocol, attacks=attacks, eps=eps, alpha=alpha, steps=steps,
                             ddn_steps=ddn_steps, batch_size=batch_size, progress=progress)
-    attacks = tuple(attacks)
-    unknown = [a for a in attacks if a not in ATTACKS]
-    if unknown:
-        raise ValueError(f"unknown attack(s) {', '.join(unknown)}; expected some of {', '.join(ATTACKS)}")
+    attacks = attack_names(attacks, ATTACKS, allow_empty=True)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     ddn_steps = steps if ddn_steps is None else ddn_steps
@@ -89,7 +88,7 @@ def evaluate(
     try:
         with tqdm(total=len(inputs), unit="img", desc="eval", disable=None if progress is None else not progress) as bar:
             for x, y in zip(inputs.split(batch_size), labels.split(batch_size)):
-                ok = _predict(model, x) == y
+                ok = _predict(model, x, y) == y
                 worst = ok.clone()
                 for attack, key in zip(attacks, keys):
                     adv = runs[attack](x, y)
@@ -117,7 +116,8 @@ def evaluate(
     return out
 
 
-def _by_protocol(model: torch.nn.Module, inputs: Tensor, labels: Tensor, protocol: str, *, attacks: Iterable[str],
+def _by_protocol(model: torch.nn.Module, inputs: Tensor, labels: Tensor, protocol: str, *,
+                 attacks: Union[str, Iterable[str]],
                  eps: float, alpha: float, steps: int, ddn_steps: Optional[int], batch_size: int,
                  progress: Optional[bool]) -> Dict[str, Any]:
     from lfr_rs.evaluation import paper_protocol, robust_accuracy

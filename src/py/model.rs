@@ -101,8 +101,10 @@ impl Model for PyModel {
                 .map_err(|e| LfrError::Model(Box::new(e)))?;
             let out = out.bind(py);
             let Ok(t) = out.extract::<PyTensor>() else {
+                let n = x.size().first().copied().unwrap_or(0);
                 return Err(LfrError::InvalidType(format!(
-                    "model must return a torch.Tensor of logits, got {}",
+                    "model must return a torch.Tensor of logits of shape (N, C) = ({n}, C) for a batch of {n}, \
+                     got {}",
                     out.get_type()
                 )));
             };

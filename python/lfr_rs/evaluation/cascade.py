@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, get_args
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union, get_args
 
 import torch
 from torch import Tensor
@@ -18,14 +18,19 @@ from tqdm.auto import tqdm
 
 from lfr_rs import distributed
 from lfr_rs._modes import enter_eval, restore_modes
-from lfr_rs._checks import check_pair
+from lfr_rs._checks import attack_names, check_logits, check_pair
 from lfr_rs._typing import CascadeAttack, Norm
 from lfr_rs.attacks import apgd, square
 from lfr_rs.evaluation.counting import PassCounter
 
-__all__ = ["AttackStats", "CASCADE_ATTACKS", "RobustAccuracy", "format_strong_table", "robust_accuracy"]
+__all__ = ["AttackStats", "CASCADE_ATTACKS", "DEFAULT_ATTACKS", "RobustAccuracy", "format_strong_table", "robust_accuracy"]
 
 CASCADE_ATTACKS: Tuple[CascadeAttack, ...] = get_args(CascadeAttack)
+#: ``attacks=None``: AutoAttack's standard list for each norm (Square is L-inf only)
+DEFAULT_ATTACKS: Dict[str, Tuple[CascadeAttack, ...]] = {"linf": ("apgd-ce", "apgd-t", "square"),
+                                                         "l2": ("apgd-ce", "apgd-t")}
+#: ``n_target_classes=None``: AutoAttack's 9 target classes, fewer when the model has fewer than 10 classes
+MAX_TARGET_CLASSES = 9
 Model = Callable[[Tensor], Tensor]
 
 
@@ -86,14 +91,21 @@ def _runner(name: str, model: Model, eps: float, norm: str, steps: int, n_target
     if name == "apgd-t":
         return lambda x, y: apgd(model, x, y, eps=eps, steps=steps, norm=norm, loss="dlr", targeted=True,
                                  n_target_classes=n_target_classes, restarts=restarts)
-    if norm != "linf":
-        raise ValueError("square is the L-inf Square Attack; use norm='linf' or leave it out of attacks")
     return lambda x, y: square(model, x, y, eps=eps, queries=queries, restarts=restarts)
 
 
-def _predict(model: Model, x: Tensor, batch_size: int) -> Tensor:
+def _predict(model: Model, x: Tensor, batch_size: int, labels: Optional[Tensor] = None) -> Tuple[Tensor, Optional[int]]:
+    """Predicted classes and the model's class count (None for no rows); the
+    logits are checked as the kernels check theirs, with ``labels`` in range."""
+    preds: List[Tensor] = []
+    classes: Optional[int] = None
     with torch.no_grad():
-        return torch.cat([model(b).argmax(1) for b in x.split(batch_size)]) if len(x) else x.new_empty(0, dtype=torch.long)
+        for i, b in enumerate(x.split(batch_size)):
+            yb = None if labels is None else labels[i * batch_size:(i + 1) * batch_size]
+            out = check_logits(model(b), len(b), yb)
+            classes = out.shape[1]
+            preds.append(out.argmax(1))
+    return (torch.cat(preds) if preds else x.new_empty(0, dtype=torch.long)), classes
 
 
 def robust_accuracy(
@@ -102,11 +114,11 @@ def robust_accuracy(
     labels: Tensor,
     *,
     eps: float,
-    attacks: Iterable[str] = ("apgd-ce", "apgd-t", "square"),
+    attacks: Union[str, Iterable[str], None] = None,
     norm: Norm = "linf",
     batch_size: int = 500,
     steps: int = 100,
-    n_target_classes: int = 9,
+    n_target_classes: Optional[int] = None,
     queries: int = 5000,
     restarts: int = 1,
     seed: Optional[int] = 0,
@@ -115,13 +127,25 @@ def robust_accuracy(
 ) -> RobustAccuracy:
     """Robust accuracy under an AutoAttack-style cascade, with ``model`` in eval mode.
 
-    ``attacks`` run in order, each only on the points all earlier ones failed
-    on: ``"apgd-ce"``, ``"apgd-dlr"`` (APGD with the CE / DLR loss),
-    ``"apgd-t"`` (APGD-T, targeted DLR over ``n_target_classes`` targets) and
-    ``"square"`` (Square, ``queries`` queries; L-inf only). ``seed`` seeds
-    torch's generator before each attack (the caller's generator state is
+    ``attacks`` (a name or a sequence of distinct names) run in order, each
+    only on the points all earlier ones failed on: ``"apgd-ce"``,
+    ``"apgd-dlr"`` (APGD with the CE / DLR loss), ``"apgd-t"`` (APGD-T,
+    targeted DLR over ``n_target_classes`` targets) and ``"square"`` (Square,
+    ``queries`` queries; L-inf only). ``attacks=None`` runs AutoAttack's list
+    for the norm (``DEFAULT_ATTACKS``: APGD-CE, APGD-T and Square for L-inf,
+    APGD-CE and APGD-T for L2); ``n_target_classes=None`` takes
+    ``min(9, classes - 1)``. ``inputs`` must be on the model's device; the
+    model must return finite ``(N, C)`` logits and ``labels`` lie in ``[0, C)``.
+
+    ``seed`` seeds torch's generator before the clean pass, before each
+    attack and before the masking checks (the caller's generator state is
     restored afterwards), as AutoAttack and torchattacks do; ``None`` draws
-    from the current state. ``inputs`` must be on the model's device.
+    from the current state. Two calls with the same seed give the same
+    numbers only when they do not overlap: torch's generator is
+    process-global, so calls running at the same time in several threads
+    draw from one shared state and are not reproducible (serialise them with
+    a lock, or use separate processes). Overlapping calls on one model do
+    leave its train/eval flags as they were before the first of them.
 
     With ``detect_masking`` the gradient-masking checks of ``masking_report``
     run on the result and raise ``GradientMaskingWarning`` when one fails.
@@ -129,19 +153,19 @@ def robust_accuracy(
     Under ``torchrun`` (an initialized process group) each rank attacks its
     contiguous share of the rows and every rank returns the whole set's
     result: counts summed exactly, ``robust`` and ``adversarial`` gathered in
-    row order; the masking checks run (and warn) per rank on its share.
+    row order; the masking checks likewise run on each rank's share and are
+    summed, so their numbers and warnings cover the whole set.
     """
     check_pair(inputs, labels)
-    attacks = tuple(attacks)
-    unknown = [a for a in attacks if a not in CASCADE_ATTACKS]
-    if unknown or not attacks:
-        raise ValueError(f"unknown attack(s) {', '.join(unknown) or '(none given)'}; expected some of {', '.join(CASCADE_ATTACKS)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if norm not in get_args(Norm):
         raise ValueError(f"unknown norm {norm!r}; expected one of {get_args(Norm)}")
+    attacks = attack_names(DEFAULT_ATTACKS[norm] if attacks is None else attacks, CASCADE_ATTACKS)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if norm != "linf" and "square" in attacks:
+        raise ValueError("square is the L-inf Square Attack; use norm='linf' or leave it out of attacks")
     counter = PassCounter(model)
-    runs = {a: _runner(a, counter, eps, norm, steps, n_target_classes, queries, restarts) for a in attacks}
+    all_inputs, all_labels = inputs, labels
     sharded = distributed.world_size() > 1
     if sharded:
         inputs, labels = distributed.shard(inputs, labels)
@@ -151,10 +175,17 @@ def robust_accuracy(
     stats: Dict[str, AttackStats] = {}
     try:
         with torch.random.fork_rng(devices=devices, enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
             t0 = time.perf_counter()
-            robust = _predict(counter, inputs, batch_size) == labels
+            predicted, classes = _predict(counter, inputs, batch_size, labels)
+            robust = predicted == labels
             clean_seconds = time.perf_counter() - t0
             clean = float(robust.float().mean()) if n else 0.0
+            targets = n_target_classes
+            if targets is None:
+                targets = MAX_TARGET_CLASSES if classes is None else min(MAX_TARGET_CLASSES, classes - 1)
+            runs = {a: _runner(a, counter, eps, norm, steps, targets, queries, restarts) for a in attacks}
             adversarial = inputs.detach().clone()
             for pos, name in enumerate(attacks):
                 todo = robust.nonzero().squeeze(1)
@@ -168,7 +199,7 @@ def robust_accuracy(
                     for idx in todo.split(batch_size):
                         x, y = inputs[idx], labels[idx]
                         adv = runs[name](x, y)
-                        broken = _predict(counter, adv, batch_size) != y
+                        broken = _predict(counter, adv, batch_size)[0] != y
                         hit = idx[broken]
                         adversarial[hit] = adv[broken]
                         robust[hit] = False
@@ -180,20 +211,25 @@ def robust_accuracy(
                     attacked=len(todo), seconds=time.perf_counter() - t0,
                     forward=after[0] - before[0], backward=after[1] - before[1],
                 )
+            result = RobustAccuracy(
+                n=n, eps=eps, norm=norm, clean=clean, attacks=stats, worst=float(robust.float().mean()) if n else 0.0,
+                robust=robust, adversarial=adversarial, clean_seconds=clean_seconds,
+                settings={"steps": steps, "n_target_classes": targets, "queries": queries, "restarts": restarts,
+                          "seed": seed, "attack_order": list(attacks)},
+            )
+            if sharded:
+                result = _combine(result)
+            if detect_masking:
+                from lfr_rs.evaluation.masking import masking_report
+
+                # seeded here too, so the checks' random starts repeat and the caller's state is untouched
+                if seed is not None:
+                    torch.manual_seed(seed)
+                result.masking = masking_report(model, all_inputs, all_labels, eps=eps, norm=norm, cascade=result,
+                                                batch_size=batch_size, progress=progress)
     finally:
         restore_modes(modes)
-    result = RobustAccuracy(
-        n=n, eps=eps, norm=norm, clean=clean, attacks=stats, worst=float(robust.float().mean()) if n else 0.0,
-        robust=robust, adversarial=adversarial, clean_seconds=clean_seconds,
-        settings={"steps": steps, "n_target_classes": n_target_classes, "queries": queries, "restarts": restarts,
-                  "seed": seed, "attack_order": list(attacks)},
-    )
-    if detect_masking:
-        from lfr_rs.evaluation.masking import masking_report
-
-        result.masking = masking_report(model, inputs, labels, eps=eps, norm=norm, cascade=result,
-                                        batch_size=batch_size, progress=progress)
-    return _combine(result) if sharded else result
+    return result
 
 
 def _combine(local: RobustAccuracy) -> RobustAccuracy:

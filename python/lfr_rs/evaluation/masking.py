@@ -11,8 +11,9 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from torch import Tensor
 
+from lfr_rs import distributed
 from lfr_rs._modes import enter_eval, restore_modes
-from lfr_rs._checks import check_pair
+from lfr_rs._checks import check_logits, check_pair
 from lfr_rs._typing import Norm
 from lfr_rs.attacks import apgd, pgd
 from lfr_rs.regularizers import grad_norm_penalty
@@ -55,9 +56,10 @@ class MaskingReport:
         return dict(vars(self))
 
 
-def _accuracy(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, batch_size: int) -> Tensor:
+def _correct(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, batch_size: int) -> Tensor:
     with torch.no_grad():
-        return torch.cat([model(b).argmax(1) == t for b, t in zip(x.split(batch_size), y.split(batch_size))])
+        return torch.cat([check_logits(model(b), len(b)).argmax(1) == t
+                          for b, t in zip(x.split(batch_size), y.split(batch_size))])
 
 
 def masking_report(
@@ -85,22 +87,31 @@ def masking_report(
     5. two forward passes of the same inputs differ (a randomized model).
 
     ``cascade`` is a ``robust_accuracy`` result on the same inputs; without it
-    the cascade (APGD-CE, APGD-T, Square) is run here.
+    the cascade (``robust_accuracy``'s default attacks for ``norm``) is run
+    here. The checks draw from torch's generator as it stands
+    (``robust_accuracy`` seeds it first).
+
+    Under ``torchrun`` every rank passes the whole set (and the whole set's
+    ``cascade``); each rank checks its contiguous share and the counts are
+    summed, so every rank gets the whole set's report.
     """
     check_pair(inputs, labels)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if cascade is None:
         from lfr_rs.evaluation.cascade import robust_accuracy
 
-        attacks = ("apgd-ce", "apgd-t", "square") if norm == "linf" else ("apgd-ce", "apgd-t")
-        cascade = robust_accuracy(model, inputs, labels, eps=eps, attacks=attacks, norm=norm, batch_size=batch_size,
+        cascade = robust_accuracy(model, inputs, labels, eps=eps, norm=norm, batch_size=batch_size,
                                   detect_masking=False, progress=progress)
-    report = MaskingReport(n=len(inputs))
-    if len(inputs) == 0:
+    n = len(inputs)
+    report = MaskingReport(n=n)
+    if n == 0:
         return report
+    start, stop = distributed.shard_bounds(n)
     modes = enter_eval(model)
     try:
-        _run_checks(report, model, inputs, labels, eps=eps, norm=norm, cascade=cascade, batch_size=batch_size,
-                    eps1_n=eps1_n)
+        _run_checks(report, model, inputs[start:stop], labels[start:stop], eps=eps, norm=norm, cascade=cascade,
+                    batch_size=batch_size, eps1_rows=max(0, min(stop, eps1_n) - start))
     finally:
         restore_modes(modes)
     if warn:
@@ -110,16 +121,37 @@ def masking_report(
 
 
 def _run_checks(report: MaskingReport, model: Any, x: Tensor, y: Tensor, *, eps: float, norm: str, cascade: Any,
-                batch_size: int, eps1_n: int) -> None:
+                batch_size: int, eps1_rows: int) -> None:
+    """Fills ``report`` from this rank's rows ``x`` (the first ``eps1_rows``
+    of them in the eps = 1 check), the counts summed over ranks."""
+    batches = list(zip(x.split(batch_size), y.split(batch_size)))
     gradient = [s for name, s in cascade.attacks.items() if name.startswith("apgd")]
+    pgd_robust = 0
+    if gradient:
+        for xb, yb in batches:
+            adv = pgd(model, xb, yb, eps=eps, alpha=2.5 * eps / 40, steps=40, norm=norm, keep_best=True)
+            pgd_robust += int((_correct(model, adv, yb, batch_size) & _correct(model, xb, yb, batch_size)).sum())
+    dead = 0
+    for xb, yb in batches:
+        penalties = grad_norm_penalty(model, xb, yb, p=1).detach()
+        dead += int(((penalties == 0) | ~torch.isfinite(penalties)).sum())
+    eps1_correct = 0
+    if norm == "linf":
+        for xb, yb in zip(x[:eps1_rows].split(batch_size), y[:eps1_rows].split(batch_size)):
+            adv = apgd(model, xb, yb, eps=1.0, steps=20, loss="ce")
+            eps1_correct += int(_correct(model, adv, yb, batch_size).sum())
+    randomized = 0
+    if len(x):
+        with torch.no_grad():
+            first = x[:batch_size]
+            a, b = check_logits(model(first), len(first)), check_logits(model(first), len(first))
+        randomized = int(not torch.allclose(a, b, rtol=1e-5, atol=1e-6))
+    n, pgd_robust, dead, eps1_correct, eps1_total, randomized = (int(v) for v in distributed.all_sum(
+        [len(x), pgd_robust, dead, eps1_correct, eps1_rows if norm == "linf" else 0, randomized]))
+
     if gradient:
         report.apgd_accuracy = gradient[-1].accuracy
-        robust = torch.cat([
-            _accuracy(model, pgd(model, xb, yb, eps=eps, alpha=2.5 * eps / 40, steps=40, norm=norm, keep_best=True), yb,
-                      batch_size)
-            for xb, yb in zip(x.split(batch_size), y.split(batch_size))
-        ])
-        report.pgd_accuracy = float((robust & _accuracy(model, x, y, batch_size)).float().mean())
+        report.pgd_accuracy = pgd_robust / n
         gap = report.pgd_accuracy - report.apgd_accuracy
         if gap > THRESHOLDS["pgd_over_apgd"]:
             report.warnings.append(
@@ -136,10 +168,7 @@ def _run_checks(report: MaskingReport, model: Any, x: Tensor, y: Tensor, *, eps:
                 "every gradient attack failed on: the gradients are uninformative (masked or obfuscated). Trust only "
                 "the cascade's worst case, and check the model with more Square queries and restarts."
             )
-    penalties = torch.cat([grad_norm_penalty(model, xb, yb, p=1).detach()
-                           for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
-    dead = (penalties == 0) | ~torch.isfinite(penalties)
-    report.dead_gradients = float(dead.float().mean())
+    report.dead_gradients = dead / n
     if report.dead_gradients > THRESHOLDS["dead_gradients"]:
         report.warnings.append(
             f"The input gradient of the loss is exactly zero or non-finite for {100 * report.dead_gradients:.1f}% of "
@@ -147,21 +176,15 @@ def _run_checks(report: MaskingReport, model: Any, x: Tensor, y: Tensor, *, eps:
             "rounding or other non-differentiable input processing). Evaluate with Square, or remove the operation "
             "for the attack (BPDA)."
         )
-    if norm == "linf":
-        xs, ys = x[:eps1_n], y[:eps1_n]
-        adv = torch.cat([apgd(model, xb, yb, eps=1.0, steps=20, loss="ce")
-                         for xb, yb in zip(xs.split(batch_size), ys.split(batch_size))])
-        report.eps1_accuracy = float(_accuracy(model, adv, ys, batch_size).float().mean())
+    if eps1_total:
+        report.eps1_accuracy = eps1_correct / eps1_total
         if report.eps1_accuracy > THRESHOLDS["eps1_accuracy"]:
             report.warnings.append(
                 f"At eps = 1, where the attacker may choose any image, APGD leaves {100 * report.eps1_accuracy:.1f}% "
                 "of the points correctly classified; it should be 0%. The attack is not working on this model "
                 "(masked gradients), so smaller-eps numbers overstate its robustness."
             )
-    with torch.no_grad():
-        first = x[:batch_size]
-        a, b = model(first), model(first)
-    report.randomized = not torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
+    report.randomized = randomized > 0
     if report.randomized:
         report.warnings.append(
             "Two forward passes of the same inputs in eval mode give different logits: the model is randomized, "

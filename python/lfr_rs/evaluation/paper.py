@@ -20,14 +20,14 @@ L-inf steps are the same.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from lfr_rs._modes import enter_eval, restore_modes
-from lfr_rs._checks import check_pair
+from lfr_rs._checks import attack_names, check_logits, check_pair
 from lfr_rs.attacks import ddn, mifgsm, pgd
 
 __all__ = ["PAPER_ATTACKS", "format_paper_table", "paper_protocol"]
@@ -41,7 +41,7 @@ def paper_protocol(
     inputs: Tensor,
     labels: Tensor,
     *,
-    attacks: Iterable[str] = PAPER_ATTACKS,
+    attacks: Union[str, Iterable[str]] = PAPER_ATTACKS,
     eps: float = 0.3,
     alpha: float = 0.01,
     steps: int = 40,
@@ -52,12 +52,11 @@ def paper_protocol(
 ) -> Dict[str, Any]:
     """Accuracies (fractions) of ``model`` in eval mode under the authors'
     protocol (module docstring), batched; attacks draw from torch's generator
-    in the order clean, fgsm, pgd, mifgsm, ddn per batch."""
+    in the order clean, fgsm, pgd, mifgsm, ddn per batch. ``attacks`` is a
+    name or a sequence of distinct names; the model must return finite
+    ``(N, C)`` logits and ``labels`` lie in ``[0, C)``."""
     check_pair(inputs, labels)
-    attacks = tuple(attacks)
-    unknown = [a for a in attacks if a not in PAPER_ATTACKS]
-    if unknown:
-        raise ValueError(f"unknown attack(s) {', '.join(unknown)}; expected some of {', '.join(PAPER_ATTACKS)}")
+    attacks = attack_names(attacks, PAPER_ATTACKS, allow_empty=True)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     runs: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
@@ -73,12 +72,12 @@ def paper_protocol(
                   disable=None if progress is None else not progress) as bar:
             for x, y in zip(inputs.split(batch_size), labels.split(batch_size)):
                 with torch.no_grad():
-                    counts["clean"] += int((model(x).argmax(1) == y).sum())
+                    counts["clean"] += int((check_logits(model(x), len(x), y).argmax(1) == y).sum())
                 worst = torch.ones_like(y, dtype=torch.bool)
                 for attack in attacks:
                     adv = runs[attack](x, y)
                     with torch.no_grad():
-                        correct = model(adv).argmax(1) == y
+                        correct = check_logits(model(adv), len(adv)).argmax(1) == y
                     counts[attack] += int(correct.sum())
                     worst &= correct
                 counts["worst"] += int(worst.sum())

@@ -99,6 +99,13 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         state = _torch_load(io.BytesIO(payload), map_location, path)
     elif isinstance(outer, dict) and outer.get("format", 1) == 1:
         state = _torch_load(path, map_location, path) if map_location != "cpu" else outer
+    elif isinstance(outer, dict) and {"model", "epoch"} <= outer.keys():
+        raise CheckpointError(
+            f"{path} holds an unwrapped training state (the dict load_checkpoint returns, saved with torch.save, "
+            "e.g. torch.save(load_checkpoint(...), path)), not an lfr-rs checkpoint file: it carries no digest, so "
+            "it cannot be verified. Load it with torch.load(path, weights_only=True) and save it with "
+            "lfr_rs.training.save_checkpoint(path, state)"
+        )
     else:
         raise CheckpointError(f"{path} is not an lfr-rs training checkpoint (unknown format {outer.get('format')!r})"
                               if isinstance(outer, dict) else f"{path} is not an lfr-rs training checkpoint")
