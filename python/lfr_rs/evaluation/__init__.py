@@ -2,8 +2,9 @@
 the paper's protocol (``paper_protocol``) and the gradient-masking detector
 (``masking_report``, ``GradientMaskingWarning``)."""
 
-from lfr_rs.evaluation.cascade import CASCADE_ATTACKS, AttackStats, RobustAccuracy, format_strong_table, robust_accuracy
-from lfr_rs.evaluation.masking import GradientMaskingWarning, MaskingReport, masking_report
+from lfr_rs.evaluation.cascade import (CASCADE_ATTACKS, AttackStats, RobustAccuracy, format_strong_table, masking_report,
+                                      robust_accuracy)
+from lfr_rs.evaluation.checks import GradientMaskingWarning, MaskingReport
 from lfr_rs.evaluation.paper import PAPER_ATTACKS, format_paper_table, paper_protocol
 
 __all__ = [

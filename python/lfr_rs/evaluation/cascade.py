@@ -21,9 +21,11 @@ from lfr_rs._modes import enter_eval, restore_modes
 from lfr_rs._checks import attack_names, check_logits, check_pair
 from lfr_rs._typing import CascadeAttack, Norm
 from lfr_rs.attacks import apgd, square
+from lfr_rs.evaluation.checks import MaskingReport, run_checks
 from lfr_rs.evaluation.counting import PassCounter
 
-__all__ = ["AttackStats", "CASCADE_ATTACKS", "DEFAULT_ATTACKS", "RobustAccuracy", "format_strong_table", "robust_accuracy"]
+__all__ = ["AttackStats", "CASCADE_ATTACKS", "DEFAULT_ATTACKS", "RobustAccuracy", "format_strong_table", "masking_report",
+           "robust_accuracy"]
 
 CASCADE_ATTACKS: Tuple[CascadeAttack, ...] = get_args(CascadeAttack)
 #: ``attacks=None``: AutoAttack's standard list for each norm (Square is L-inf only)
@@ -147,8 +149,8 @@ def robust_accuracy(
     a lock, or use separate processes). Overlapping calls on one model do
     leave its train/eval flags as they were before the first of them.
 
-    With ``detect_masking`` the gradient-masking checks of ``masking_report``
-    run on the result and raise ``GradientMaskingWarning`` when one fails.
+    With ``detect_masking`` the gradient-masking checks
+    (:mod:`lfr_rs.evaluation.checks`) run on the result and raise ``GradientMaskingWarning`` when one fails.
 
     Under ``torchrun`` (an initialized process group) each rank attacks its
     contiguous share of the rows and every rank returns the whole set's
@@ -220,13 +222,11 @@ def robust_accuracy(
             if sharded:
                 result = _combine(result)
             if detect_masking:
-                from lfr_rs.evaluation.masking import masking_report
-
                 # seeded here too, so the checks' random starts repeat and the caller's state is untouched
                 if seed is not None:
                     torch.manual_seed(seed)
-                result.masking = masking_report(model, all_inputs, all_labels, eps=eps, norm=norm, cascade=result,
-                                                batch_size=batch_size, progress=progress)
+                result.masking = run_checks(model, all_inputs, all_labels, eps=eps, norm=norm, cascade=result,
+                                            batch_size=batch_size, progress=progress)
     finally:
         restore_modes(modes)
     return result
@@ -255,6 +255,32 @@ def _combine(local: RobustAccuracy) -> RobustAccuracy:
         robust=robust, adversarial=distributed.gather_cat(local.adversarial),
         clean_seconds=max(r[0] for r in seconds), settings={**local.settings, "world_size": distributed.world_size()},
     )
+
+
+def masking_report(
+    model: torch.nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    *,
+    eps: float,
+    norm: Norm = "linf",
+    cascade: Optional[RobustAccuracy] = None,
+    batch_size: int = 500,
+    eps1_n: int = 100,
+    warn: bool = True,
+    progress: Optional[bool] = None,
+) -> MaskingReport:
+    """The gradient-masking checks of :func:`lfr_rs.evaluation.checks.run_checks`
+    on ``model``: on ``cascade`` (a ``robust_accuracy`` result on the same
+    inputs) when given, otherwise on a cascade of ``robust_accuracy``'s
+    default attacks for ``norm`` run here first. With ``warn`` each failed
+    check raises a ``GradientMaskingWarning``."""
+    check_pair(inputs, labels)
+    if cascade is None:
+        cascade = robust_accuracy(model, inputs, labels, eps=eps, norm=norm, batch_size=batch_size,
+                                  detect_masking=False, progress=progress)
+    return run_checks(model, inputs, labels, eps=eps, norm=norm, cascade=cascade, batch_size=batch_size,
+                      eps1_n=eps1_n, warn=warn, progress=progress)
 
 
 def format_strong_table(name: str, summary: Dict[str, Any]) -> str:

@@ -1,6 +1,8 @@
-"""Gradient-masking detector: checks that tell when a robust-accuracy number
-measured with gradients cannot be trusted (Athalye et al., 2018,
-arXiv:1802.00420, section 3.1; Croce & Hein, 2020)."""
+"""Gradient-masking checks: tell when a robust-accuracy number measured with
+gradients cannot be trusted (Athalye et al., 2018, arXiv:1802.00420, section
+3.1; Croce & Hein, 2020). They read a cascade's result and probe the model with
+a few attacks of their own; they never run the cascade (as AutoAttack's
+``checks.py``): :func:`lfr_rs.evaluation.cascade.masking_report` does both."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from lfr_rs._typing import Norm
 from lfr_rs.attacks import apgd, pgd
 from lfr_rs.regularizers import grad_norm_penalty
 
-__all__ = ["GradientMaskingWarning", "MaskingReport", "masking_report", "THRESHOLDS"]
+__all__ = ["GradientMaskingWarning", "MaskingReport", "THRESHOLDS", "run_checks"]
 
 #: When each check fires.
 THRESHOLDS: Dict[str, float] = {
@@ -62,14 +64,14 @@ def _correct(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, batch_size
                           for b, t in zip(x.split(batch_size), y.split(batch_size))])
 
 
-def masking_report(
+def run_checks(
     model: torch.nn.Module,
     inputs: Tensor,
     labels: Tensor,
     *,
     eps: float,
-    norm: Norm = "linf",
-    cascade: Optional[Any] = None,
+    norm: Norm,
+    cascade: Any,
     batch_size: int = 500,
     eps1_n: int = 100,
     warn: bool = True,
@@ -86,10 +88,9 @@ def masking_report(
     4. (L-inf) accuracy at eps = 1.0, where any image is reachable, is not 0;
     5. two forward passes of the same inputs differ (a randomized model).
 
-    ``cascade`` is a ``robust_accuracy`` result on the same inputs; without it
-    the cascade (``robust_accuracy``'s default attacks for ``norm``) is run
-    here. The checks draw from torch's generator as it stands
-    (``robust_accuracy`` seeds it first).
+    ``cascade`` is a ``robust_accuracy`` result on the same inputs. The checks
+    draw from torch's generator as it stands (``robust_accuracy`` seeds it
+    first).
 
     Under ``torchrun`` every rank passes the whole set (and the whole set's
     ``cascade``); each rank checks its contiguous share and the counts are
@@ -98,11 +99,6 @@ def masking_report(
     check_pair(inputs, labels)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if cascade is None:
-        from lfr_rs.evaluation.cascade import robust_accuracy
-
-        cascade = robust_accuracy(model, inputs, labels, eps=eps, norm=norm, batch_size=batch_size,
-                                  detect_masking=False, progress=progress)
     n = len(inputs)
     report = MaskingReport(n=n)
     if n == 0:
