@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from lfr_rs import distributed
-from lfr_rs.evaluate import evaluate
+from lfr_rs.evaluation import evaluate
 from lfr_rs.evaluation import robust_accuracy
 from lfr_rs.losses import AT, LFR, GradNorm, Standard
 from lfr_rs.training import TensorBatches

@@ -17,7 +17,7 @@ import torch
 
 import ddp_cases
 from lfr_rs import cli, distributed
-from lfr_rs.evaluate import evaluate
+from lfr_rs.evaluation import evaluate
 from lfr_rs.evaluation import robust_accuracy
 from lfr_rs.training import CHECKPOINT, LOG, fit, load_checkpoint
 
@@ -220,24 +220,21 @@ def test_ddp_paper_protocol_equals_single_process(ddp_results):
     assert 0 < single["mifgsm"] < single["clean"]  # the comparison is not between trivial numbers
 
 
-def test_sharded_protocols_split_the_paper_part_and_leave_the_strong_one_whole(monkeypatch):
-    # "strong" must get every row (robust_accuracy shards and merges by itself);
-    # "paper" gets this rank's share and its fractions are recombined as counts.
+def test_every_protocol_gets_the_whole_set_and_shards_itself(monkeypatch):
+    # the harness shards the rows (run_attacks, robust_accuracy) and gathers per-sample outcomes,
+    # so evaluate_sharded hands every protocol the whole set and knows none of their keys
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     monkeypatch.setattr(distributed, "rank", lambda: 1)
     x, y = ddp_cases.data(5)
     calls = []
 
     def fake_evaluate(model, inputs, labels, **kwargs):
-        calls.append((kwargs["protocol"], len(inputs)))
-        if kwargs["protocol"] == "strong":
-            return {"n": len(inputs), "worst": 0.2}
-        return {"protocol": "paper", "n": len(inputs), "clean": 2 / 3, "mifgsm": 1 / 3, "worst": 1 / 3}
+        calls.append((kwargs.get("protocol"), len(inputs)))
+        return {"n": len(inputs)}
 
-    out = distributed.evaluate_sharded(fake_evaluate, None, x, y, protocol="both", eps=0.1)
-    assert calls == [("paper", 3), ("strong", 5)]  # rank 1 of 2 holds rows 2..4
-    # no process group: all_sum is the identity, so the counts come back as this rank's
-    assert out["paper"]["n"] == 3 and out["paper"]["clean"] == 2 / 3 and out["paper"]["mifgsm"] == 1 / 3
-    assert out["paper"]["world_size"] == 2 and out["strong"] == {"n": 5, "worst": 0.2}
+    for protocol in (None, "paper", "strong", "both"):
+        assert distributed.evaluate_sharded(fake_evaluate, None, x, y, protocol=protocol, eps=0.1) == {"n": 5}
+    assert calls == [(None, 5), ("paper", 5), ("strong", 5), ("both", 5)]
+    assert distributed.shard(x)[0].shape[0] == 3  # what the harness itself then attacks on rank 1 of 2
     with pytest.raises(ValueError, match="unknown protocol"):
         distributed.evaluate_sharded(evaluate, ddp_cases._teacher(), x, y, protocol="robust")

@@ -172,7 +172,7 @@ def test_default_target_classes_are_nine_for_ten_classes(m, x, y):
 
 
 def test_evaluate_is_the_function(m, x, y):
-    from lfr_rs.evaluate import evaluate
+    from lfr_rs.evaluation import evaluate
 
     assert lfr_rs.evaluate is evaluate and callable(lfr_rs.evaluate)
     out = lfr_rs.evaluate(m, x, y, protocol="paper", attacks=("mifgsm",), steps=2, ddn_steps=2, progress=False)

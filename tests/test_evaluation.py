@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import lfr_rs
-from lfr_rs.evaluate import evaluate
+from lfr_rs.evaluation import evaluate
 from lfr_rs.evaluation import AttackStats, RobustAccuracy, paper_protocol
 from lfr_rs.losses import make_method as method
 from lfr_rs.training import train_epoch

@@ -53,6 +53,7 @@ from lfr_rs.evaluation import (  # noqa: E402
     GradientMaskingWarning,
     MaskingReport,
     RobustAccuracy,
+    evaluate,
     masking_report,
     paper_protocol,
     robust_accuracy,
@@ -63,6 +64,7 @@ __all__ += [
     "MaskingReport",
     "RobustAccuracy",
     "apgd",
+    "evaluate",
     "masking_report",
     "paper_protocol",
     "robust_accuracy",
@@ -84,9 +86,3 @@ def __getattr__(name: str) -> object:
     module_name, attr = _LAZY[name]
     module = importlib.import_module(module_name)
     return module if attr is None else getattr(module, attr)
-
-# Bound after the submodule import, so ``lfr_rs.evaluate`` is the function, not
-# the module ``lfr_rs/evaluate.py`` (``from lfr_rs.evaluate import ...`` still works).
-from lfr_rs.evaluate import evaluate  # noqa: E402
-
-__all__ += ["evaluate"]

@@ -143,76 +143,15 @@ def broadcast_object(obj: T) -> T:
     return box[0]
 
 
-# evaluate()'s fractions: keys whose value is count / n
-_PER_SAMPLE = ("clean", "worst", "fgsm", "pgd", "mifgsm", "ddn_linf")
-# paper_protocol()'s: the same, with DDN's column under "ddn"
-_PAPER_PER_SAMPLE = ("clean", "worst", "fgsm", "pgd", "mifgsm", "ddn")
-
-
-def _combined_fractions(local: Dict[str, Any], keys: Sequence[str], n_r: int,
-                        extra: Sequence[int] = ()) -> Tuple[int, Dict[str, Optional[float]], List[int]]:
-    """Turns this rank's fractions ``local[k] = c_k / n_r`` back into counts
-    (exact: ``n_r < 2**24``), sums them and ``extra`` over ranks; returns the
-    total ``n``, the combined fractions and the summed ``extra``."""
-    present = [k for k in keys if local.get(k) is not None]
-    totals = all_sum([n_r, *(round(local[k] * n_r) for k in present), *extra])
-    n = int(totals[0])
-    fractions = {k: int(c) / n if n else None for k, c in zip(present, totals[1:1 + len(present)])}
-    return n, fractions, [int(v) for v in totals[1 + len(present):]]
-
-
 def evaluate_sharded(evaluate: Callable[..., Dict[str, Any]], model: Any, inputs: Tensor, labels: Tensor,
                      **kwargs: Any) -> Dict[str, Any]:
-    """``evaluate(model, inputs, labels, **kwargs)`` (``lfr_rs.evaluate.evaluate``)
-    with the rows split across ranks and the counts summed exactly; every rank
-    returns the combined result. Each rank evaluates its contiguous share; a
-    fraction ``k / n_r`` is turned back into the integer ``k`` (exact:
-    ``n_r < 2**24``), summed over ranks and divided by the total ``n``. DDN's
-    success rate is combined the same way. ``ddn_median_l2`` cannot be combined
-    from per-rank medians: it is the median of the rank medians, and
-    ``ddn_median_l2_per_rank`` lists them.
-
-    ``protocol="paper"`` combines the paper protocol's columns the same way;
-    ``"strong"`` gets the whole set, because ``robust_accuracy`` shards it by
-    itself and merges the per-sample masks; ``"both"`` does each. Attacks with
-    a random start draw from each rank's generator, so those columns equal a
-    single process's only in distribution; deterministic ones (MI-FGSM, DDN,
-    and FGSM of the default harness) equal it exactly."""
+    """``evaluate(model, inputs, labels, **kwargs)`` on the whole set, on every
+    rank. The evaluation harness (``lfr_rs.evaluate``, ``paper_protocol``,
+    ``robust_accuracy``) shards the rows across ranks itself and gathers the
+    per-sample outcomes in row order, so this module needs to know no
+    protocol's keys. Attacks with a random start draw from each rank's
+    generator, so those columns equal a single process's only in
+    distribution; deterministic ones (MI-FGSM, DDN, and FGSM of the default
+    harness) equal it exactly."""
     check_pair(inputs, labels)
-    if world_size() == 1:
-        return evaluate(model, inputs, labels, **kwargs)
-    protocol = kwargs.get("protocol")
-    if protocol is None:
-        return _sharded_default(evaluate, model, inputs, labels, **kwargs)
-    if protocol not in ("paper", "strong", "both"):
-        return evaluate(model, inputs, labels, **kwargs)  # evaluate() raises its own error for the name
-    out: Dict[str, Any] = {}
-    if protocol in ("paper", "both"):
-        x, y = shard(inputs, labels)
-        local = evaluate(model, x, y, **{**kwargs, "protocol": "paper"})
-        n, fractions, _ = _combined_fractions(local, _PAPER_PER_SAMPLE, len(x))
-        out["paper"] = {**local, "n": n, **fractions, "world_size": world_size()}
-    if protocol in ("strong", "both"):
-        out["strong"] = evaluate(model, inputs, labels, **{**kwargs, "protocol": "strong"})
-    return out if protocol == "both" else out[protocol]
-
-
-def _sharded_default(evaluate: Callable[..., Dict[str, Any]], model: Any, inputs: Tensor, labels: Tensor,
-                     **kwargs: Any) -> Dict[str, Any]:
-    x, y = shard(inputs, labels)
-    local = evaluate(model, x, y, **kwargs)
-    n_r = len(x)
-    clean_r = round(local["clean"] * n_r)
-    ddn_ok = round(local["ddn_success_rate"] * clean_r) if local.get("ddn_success_rate") is not None else 0
-    n, fractions, (clean, success) = _combined_fractions(local, _PER_SAMPLE, n_r, extra=(clean_r, ddn_ok))
-    out = dict(local)
-    out["n"] = n
-    out.update(fractions)
-    out["world_size"] = world_size()
-    if "ddn_success_rate" in local:
-        out["ddn_success_rate"] = success / clean if clean else None
-        medians = gather_objects(local.get("ddn_median_l2"))
-        found = [m for m in medians if m is not None]
-        out["ddn_median_l2"] = float(torch.tensor(found, dtype=torch.float64).quantile(0.5)) if found else None
-        out["ddn_median_l2_per_rank"] = medians
-    return out
+    return evaluate(model, inputs, labels, **kwargs)

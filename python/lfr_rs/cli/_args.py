@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, get_args
 import torch
 
 from lfr_rs.data import DEBIAN_FASHION_MNIST
-from lfr_rs.evaluate import ATTACKS, evaluate
+from lfr_rs.evaluation import ATTACKS, evaluate
 from lfr_rs.losses import METHODS, method_options
 from lfr_rs.training import Dataset, Split, TrainConfig
 

@@ -27,7 +27,7 @@ from lfr_rs.cli._args import (
     _print_written,
     _writable_dir,
 )
-from lfr_rs.evaluate import ATTACKS
+from lfr_rs.evaluation import ATTACKS
 from lfr_rs.losses import method_options
 from lfr_rs.training import TrainConfig
 

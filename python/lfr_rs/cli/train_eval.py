@@ -29,7 +29,7 @@ from lfr_rs.cli._args import (
     _writable_file,
 )
 from lfr_rs.data import DEBIAN_FASHION_MNIST
-from lfr_rs.evaluate import ATTACKS, evaluate, format_table
+from lfr_rs.evaluation import ATTACKS, evaluate, format_table
 from lfr_rs.losses import METHODS, method_options
 from lfr_rs.models import load_reference, reference_entry
 from lfr_rs.training import CHECKPOINT, TrainConfig, eval_split, load_checkpoint, load_model, train, write_json

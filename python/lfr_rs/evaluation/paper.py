@@ -20,19 +20,18 @@ L-inf steps are the same.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from lfr_rs._modes import enter_eval, restore_modes
-from lfr_rs._checks import attack_names, check_logits, check_pair
-from lfr_rs.attacks import ddn, mifgsm, pgd
+from lfr_rs._checks import attack_names, check_pair
+from lfr_rs.defaults import PAPER_ALPHA, PAPER_EPS, PAPER_STEPS
+from lfr_rs.evaluation.harness import fraction, run_attacks
+from lfr_rs.evaluation.protocols import PAPER_ATTACKS, paper_attacks
 
 __all__ = ["PAPER_ATTACKS", "format_paper_table", "paper_protocol"]
 
-PAPER_ATTACKS: Tuple[str, ...] = ("fgsm", "pgd", "mifgsm", "ddn")
 DDN_LABEL = "DDN (20 it., no norm bound; still correct)"
 
 
@@ -42,9 +41,9 @@ def paper_protocol(
     labels: Tensor,
     *,
     attacks: Union[str, Iterable[str]] = PAPER_ATTACKS,
-    eps: float = 0.3,
-    alpha: float = 0.01,
-    steps: int = 40,
+    eps: float = PAPER_EPS,
+    alpha: float = PAPER_ALPHA,
+    steps: int = PAPER_STEPS,
     ddn_steps: int = 20,
     mifgsm_decay: float = 0.1,
     batch_size: int = 500,
@@ -54,40 +53,26 @@ def paper_protocol(
     protocol (module docstring), batched; attacks draw from torch's generator
     in the order clean, fgsm, pgd, mifgsm, ddn per batch. ``attacks`` is a
     name or a sequence of distinct names; the model must return finite
-    ``(N, C)`` logits and ``labels`` lie in ``[0, C)``."""
+    ``(N, C)`` logits and ``labels`` lie in ``[0, C)``. ``passes`` holds each
+    attack's forward and backward passes. Under ``torchrun`` the
+    rows are sharded and every rank returns the whole set's result."""
     check_pair(inputs, labels)
     attacks = attack_names(attacks, PAPER_ATTACKS, allow_empty=True)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    runs: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-        "fgsm": lambda x, y: pgd(model, x, y, eps=eps, alpha=eps, steps=1, random_start=True),
-        "pgd": lambda x, y: pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, random_start=True),
-        "mifgsm": lambda x, y: mifgsm(model, x, y, eps=eps, alpha=alpha, steps=steps, decay=mifgsm_decay),
-        "ddn": lambda x, y: ddn(model, x, y, steps=ddn_steps, init_norm=1.0, gamma=0.05, levels=256),
-    }
-    counts = dict.fromkeys(["clean", *attacks, "worst"], 0)
-    modes = enter_eval(model)
-    try:
-        with tqdm(total=len(inputs), unit="img", desc="paper protocol",
-                  disable=None if progress is None else not progress) as bar:
-            for x, y in zip(inputs.split(batch_size), labels.split(batch_size)):
-                with torch.no_grad():
-                    counts["clean"] += int((check_logits(model(x), len(x), y).argmax(1) == y).sum())
-                worst = torch.ones_like(y, dtype=torch.bool)
-                for attack in attacks:
-                    adv = runs[attack](x, y)
-                    with torch.no_grad():
-                        correct = check_logits(model(adv), len(adv)).argmax(1) == y
-                    counts[attack] += int(correct.sum())
-                    worst &= correct
-                counts["worst"] += int(worst.sum())
-                bar.update(len(x))
-    finally:
-        restore_modes(modes)
-    n = len(inputs)
+    table = paper_attacks(eps=eps, alpha=alpha, steps=steps, ddn_steps=ddn_steps, mifgsm_decay=mifgsm_decay)
+    run = run_attacks(model, inputs, labels, {a: table[a] for a in attacks}, batch_size=batch_size,
+                      progress=progress, desc="paper protocol")
+    n = run.n
+    worst = torch.ones_like(run.clean)
     out: Dict[str, Any] = {"protocol": "paper", "n": n, "eps": eps, "alpha": alpha, "steps": steps,
-                           "ddn_steps": ddn_steps, "mifgsm_decay": mifgsm_decay, "attacks": list(attacks)}
-    out.update({k: (v / n if n else None) for k, v in counts.items()})
+                           "ddn_steps": ddn_steps, "mifgsm_decay": mifgsm_decay, "attacks": list(attacks),
+                           "clean": fraction(run.clean, n)}
+    for a in attacks:
+        out[a] = fraction(run.correct[a], n)
+        worst &= run.correct[a]
+    out["worst"] = fraction(worst, n)
+    out["passes"] = run.passes()
+    if run.world_size > 1:
+        out["world_size"] = run.world_size
     return out
 
 

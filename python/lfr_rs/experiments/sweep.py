@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from tqdm.auto import tqdm
 
-from lfr_rs.evaluate import ATTACKS, evaluate
+from lfr_rs.evaluation import ATTACKS, evaluate
 from lfr_rs.training import TrainConfig, eval_split, train, write_json
 
 __all__ = ["SWEEP_JSON", "sweep"]
@@ -83,7 +83,7 @@ def sweep(
 ) -> Dict[str, Any]:
     """Trains LFR at each lambda in ``lams`` with ``base`` (method options such
     as ``eps``/``steps``/``hvp`` are LFR's; ``base.method`` is ignored) and
-    evaluates each model with :func:`lfr_rs.evaluate.evaluate` on the first
+    evaluates each model with :func:`lfr_rs.evaluate` on the first
     ``eval_n`` evaluation images (``None``: all), clean and under ``attacks``.
 
     Resumable (see the module docstring); ``progress=None`` shows bars on

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from lfr_rs import distributed
-from lfr_rs.evaluate import evaluate
+from lfr_rs.evaluation import evaluate
 from lfr_rs.models import SmallCNN
 from lfr_rs.training.checkpoint import PathLike
 from lfr_rs.training.config import TrainConfig, load_data

@@ -12,27 +12,20 @@ table's DDN column is ``ddn_linf``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Tuple, Union, get_args
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union, get_args
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from lfr_rs._modes import enter_eval, restore_modes
-from lfr_rs._checks import attack_names, check_logits, check_pair
+from lfr_rs._checks import attack_names, check_pair
 from lfr_rs._typing import Protocol
-from lfr_rs.attacks import ddn, fgsm, mifgsm, pgd
+from lfr_rs.defaults import PAPER_ALPHA, PAPER_EPS, PAPER_STEPS
+from lfr_rs.evaluation.cascade import robust_accuracy
+from lfr_rs.evaluation.harness import fraction, run_attacks
+from lfr_rs.evaluation.paper import paper_protocol
+from lfr_rs.evaluation.protocols import ATTACKS, Attack, default_attacks
 
 __all__ = ["ATTACKS", "Attack", "evaluate", "format_row", "format_table"]
-
-Attack = Literal["fgsm", "pgd", "mifgsm", "ddn"]
-ATTACKS: Tuple[Attack, ...] = get_args(Attack)
-Model = Callable[[Tensor], Tensor]
-
-
-def _predict(model: Model, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
-    with torch.no_grad():
-        return check_logits(model(x), len(x), labels).argmax(1)
 
 
 def evaluate(
@@ -41,9 +34,9 @@ def evaluate(
     labels: Tensor,
     *,
     attacks: Union[str, Iterable[str]] = ATTACKS,
-    eps: float = 0.3,
-    alpha: float = 0.01,
-    steps: int = 40,
+    eps: float = PAPER_EPS,
+    alpha: float = PAPER_ALPHA,
+    steps: int = PAPER_STEPS,
     ddn_steps: Optional[int] = None,
     batch_size: int = 500,
     progress: Optional[bool] = None,
@@ -57,62 +50,47 @@ def evaluate(
     ``ddn_steps=None`` runs DDN for ``steps`` iterations too. Returns ``n``, the
     settings, ``clean``, one accuracy per attack (``ddn_linf`` for DDN, plus
     ``ddn_median_l2`` (None when DDN never succeeded) and ``ddn_success_rate``
-    over the correctly classified inputs), and ``worst``: accuracy against all
-    the attacks at once (per sample).
+    over the correctly classified inputs), ``worst``: accuracy against all
+    the attacks at once (per sample), and ``passes``: the forward and backward
+    passes of each attack.
 
     ``protocol="paper"`` runs the authors' protocol instead
     (``lfr_rs.evaluation.paper_protocol``: ``attacks``, ``eps``, ``alpha``,
     ``steps`` apply, ``ddn_steps`` defaults to 20), ``"strong"`` the
     AutoAttack-style cascade (``robust_accuracy(...).summary()`` at ``eps``), and
     ``"both"`` returns ``{"paper": ..., "strong": ...}``.
+
+    Under ``torchrun`` every protocol shards the rows itself and every rank
+    returns the whole set's result (per-sample outcomes gathered in row
+    order, so the DDN median is exact).
     """
     check_pair(inputs, labels)
     if protocol is not None:
         return _by_protocol(model, inputs, labels, protocol, attacks=attacks, eps=eps, alpha=alpha, steps=steps,
                             ddn_steps=ddn_steps, batch_size=batch_size, progress=progress)
     attacks = attack_names(attacks, ATTACKS, allow_empty=True)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     ddn_steps = steps if ddn_steps is None else ddn_steps
-    runs: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-        "fgsm": lambda x, y: fgsm(model, x, y, eps=eps),
-        "pgd": lambda x, y: pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, keep_best=True),
-        "mifgsm": lambda x, y: mifgsm(model, x, y, eps=eps, alpha=alpha, steps=steps),
-        "ddn": lambda x, y: ddn(model, x, y, steps=ddn_steps),
-    }
-    keys = ["ddn_linf" if a == "ddn" else a for a in attacks]
-    counts = dict.fromkeys(["clean", "worst", *keys], 0)
-    l2s: List[Tensor] = []
-    ddn_success = 0
-    modes = enter_eval(model)
-    try:
-        with tqdm(total=len(inputs), unit="img", desc="eval", disable=None if progress is None else not progress) as bar:
-            for x, y in zip(inputs.split(batch_size), labels.split(batch_size)):
-                ok = _predict(model, x, y) == y
-                worst = ok.clone()
-                for attack, key in zip(attacks, keys):
-                    adv = runs[attack](x, y)
-                    if attack == "ddn":
-                        broken = ok & (_predict(model, adv) != y)
-                        l2s.append((adv - x).flatten(1).norm(dim=1)[broken])
-                        ddn_success += int(broken.sum())
-                        adv = x + (adv - x).clamp(-eps, eps)
-                    robust = ok & (_predict(model, adv) == y)
-                    worst &= robust
-                    counts[key] += int(robust.sum())
-                counts["clean"] += int(ok.sum())
-                counts["worst"] += int(worst.sum())
-                bar.update(len(x))
-    finally:
-        restore_modes(modes)
-    n = len(inputs)
-    out: Dict[str, Any] = {"n": n, "eps": eps, "alpha": alpha, "steps": steps, "attacks": list(attacks)}
-    out.update({k: v / n if n else None for k, v in counts.items()})
+    table = default_attacks(eps=eps, alpha=alpha, steps=steps, ddn_steps=ddn_steps)
+    run = run_attacks(model, inputs, labels, {a: table[a] for a in attacks}, batch_size=batch_size,
+                      progress=progress, desc="eval")
+    n, ok = run.n, run.clean
+    worst = ok.clone()
+    out: Dict[str, Any] = {"n": n, "eps": eps, "alpha": alpha, "steps": steps, "attacks": list(attacks),
+                           "clean": fraction(ok, n)}
+    for a in attacks:
+        robust = ok & run.correct[a]
+        worst &= robust
+        out["ddn_linf" if a == "ddn" else a] = fraction(robust, n)
+    out["worst"] = fraction(worst, n)
     if "ddn" in attacks:
-        found = torch.cat(l2s).double() if l2s else torch.empty(0, dtype=torch.float64)
+        broken = ok & ~run.values["ddn_raw_correct"]
+        found = run.values["ddn_l2"][broken].double()
         out["ddn_steps"] = ddn_steps
         out["ddn_median_l2"] = float(found.quantile(0.5)) if len(found) else None
-        out["ddn_success_rate"] = ddn_success / counts["clean"] if counts["clean"] else None
+        out["ddn_success_rate"] = int(broken.sum()) / int(ok.sum()) if int(ok.sum()) else None
+    out["passes"] = run.passes()
+    if run.world_size > 1:
+        out["world_size"] = run.world_size
     return out
 
 
@@ -120,8 +98,6 @@ def _by_protocol(model: torch.nn.Module, inputs: Tensor, labels: Tensor, protoco
                  attacks: Union[str, Iterable[str]],
                  eps: float, alpha: float, steps: int, ddn_steps: Optional[int], batch_size: int,
                  progress: Optional[bool]) -> Dict[str, Any]:
-    from lfr_rs.evaluation import paper_protocol, robust_accuracy
-
     if protocol not in get_args(Protocol):
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {get_args(Protocol)}")
     out: Dict[str, Any] = {}
