@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lfr_rs._typing import Hvp, Start
+from lfr_rs.defaults import (PAPER_ALPHA, PAPER_EPS, PAPER_LFR_LAM, PAPER_LLR_LAM, PAPER_LLR_MU, PAPER_STEPS,
+                             PAPER_TRADES_BETA)
 from lfr_rs.attacks import pgd
 from lfr_rs.regularizers import grad_norm_penalty, lfr_perturb, llr_perturb, trades_perturb
 
@@ -104,9 +106,9 @@ class AT(Defense):
     """Madry et al. (2018, https://arxiv.org/abs/1706.06083): cross-entropy at the
     L-inf PGD point (random start)."""
 
-    eps: float = 0.3
-    alpha: float = 0.01
-    steps: int = 40
+    eps: float = PAPER_EPS
+    alpha: float = PAPER_ALPHA
+    steps: int = PAPER_STEPS
     name: ClassVar[str] = "at"
     ramped: ClassVar[Tuple[str, ...]] = ("eps", "alpha")
     title: ClassVar[str] = "AT"
@@ -128,10 +130,10 @@ class Trades(Defense):
     the official code (with dropout active the KL target gets its own mask).
     """
 
-    eps: float = 0.3
-    alpha: float = 0.01
-    steps: int = 40
-    beta: float = 1.0
+    eps: float = PAPER_EPS
+    alpha: float = PAPER_ALPHA
+    steps: int = PAPER_STEPS
+    beta: float = PAPER_TRADES_BETA
     name: ClassVar[str] = "trades"
     ramped: ClassVar[Tuple[str, ...]] = ("eps", "alpha")
     title: ClassVar[str] = "TRADES"
@@ -155,11 +157,11 @@ class LLR(Defense):
     ``grad_x L(x)`` is taken with ``create_graph=True`` so both terms train.
     """
 
-    eps: float = 0.3
-    alpha: float = 0.01
-    steps: int = 40
-    lam: float = 4.0
-    mu: float = 3.0
+    eps: float = PAPER_EPS
+    alpha: float = PAPER_ALPHA
+    steps: int = PAPER_STEPS
+    lam: float = PAPER_LLR_LAM
+    mu: float = PAPER_LLR_MU
     name: ClassVar[str] = "llr"
     ramped: ClassVar[Tuple[str, ...]] = ("eps", "alpha", "lam", "mu")
     title: ClassVar[str] = "LLR"
@@ -186,7 +188,7 @@ class GradNorm(Defense):
     ``eps = 0`` (Theorem 2); ``lam = eps`` is the first-order twin of
     eps-FGSM adversarial training (Theorem 3)."""
 
-    lam: float = 0.02
+    lam: float = PAPER_LFR_LAM
     name: ClassVar[str] = "gradnorm"
     ramped: ClassVar[Tuple[str, ...]] = ("lam",)
     title: ClassVar[str] = "GradNorm"
@@ -206,10 +208,10 @@ class LFR(Defense):
     start (``start="normal", start_std=0.001`` is the authors' ``LFR_loss.py``).
     """
 
-    eps: float = 0.3
-    alpha: float = 0.01
-    steps: int = 40
-    lam: float = 0.02
+    eps: float = PAPER_EPS
+    alpha: float = PAPER_ALPHA
+    steps: int = PAPER_STEPS
+    lam: float = PAPER_LFR_LAM
     hvp: Hvp = "exact"
     fd_step: Optional[float] = None
     start: Optional[Start] = None

@@ -141,7 +141,7 @@ def _add_experiment_data(p: argparse.ArgumentParser) -> None:
                    help="'test' trains on the test split minus its first --holdout images (default: %(default)s)")
     p.add_argument("--holdout", type=_pos_int, metavar="N", help="with --train-split test: first N test images kept for evaluation")
     p.add_argument("--seed", type=int, help="(default: 1000, the authors' script's)")
-    p.add_argument("--eps", type=_pos_float, help="L-inf radius for training and attacks (default: 0.3; 0.1 on fashion-mnist)")
+    p.add_argument("--eps", type=_pos_float, help="L-inf radius of both the training inner maximisation and the evaluation attacks (default: 0.3; 0.1 on fashion-mnist)")
 
 
 def _add_methods(p: argparse.ArgumentParser, default: Sequence[str]) -> None:

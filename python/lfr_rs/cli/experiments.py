@@ -45,7 +45,7 @@ def add_sweep(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=_DEFAULTS["seed"], help="(default: %(default)s)")
     s.add_argument("--attacks", type=_attack_list, metavar="A,B,..", default=ATTACKS, help=f"comma-separated (default: {','.join(ATTACKS)})")
     s.add_argument("--n", type=_pos_int, metavar="N", default=1000, help="evaluation images (default: %(default)s)")
-    s.add_argument("--eps", type=_nonneg_float, default=_EVAL_DEFAULTS["eps"], help="attack radius (default: %(default)s)")
+    s.add_argument("--eps", type=_nonneg_float, default=_EVAL_DEFAULTS["eps"], help="L-inf radius of the evaluation attacks; --inner-eps sets the training radius (default: %(default)s)")
     s.add_argument("--alpha", type=_pos_float, default=_EVAL_DEFAULTS["alpha"], help="attack step (default: %(default)s)")
     s.add_argument("--steps", type=_pos_int, default=_EVAL_DEFAULTS["steps"], help="attack steps (default: %(default)s)")
     _add_common(s)

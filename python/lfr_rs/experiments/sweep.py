@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from tqdm.auto import tqdm
 
+from lfr_rs.defaults import PAPER_ALPHA, PAPER_EPS, PAPER_STEPS
 from lfr_rs.evaluation import ATTACKS, evaluate
 from lfr_rs.training import TrainConfig, eval_split, train, write_json
 
@@ -75,9 +76,9 @@ def sweep(
     base: TrainConfig,
     attacks: Iterable[str] = ATTACKS,
     eval_n: Optional[int] = 1000,
-    eps: float = 0.3,
-    alpha: float = 0.01,
-    steps: int = 40,
+    eps: float = PAPER_EPS,
+    alpha: float = PAPER_ALPHA,
+    steps: int = PAPER_STEPS,
     ddn_steps: Optional[int] = None,
     progress: Optional[bool] = None,
 ) -> Dict[str, Any]:
