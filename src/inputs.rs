@@ -1,7 +1,7 @@
 //! Validation of what the kernels are given: a batch in [0, 1], integer labels
-//! of the same length, finite hyper-parameters.
+//! of the same length, finite hyper-parameters. Checks of what the model
+//! returns live in `model.rs`, which builds on this module.
 use crate::error::{invalid, LfrError, Result};
-use crate::model::num_classes;
 use tch::{Device, Kind, Tensor};
 
 /// A device as torch names it. tch reports every device other than CPU,
@@ -107,24 +107,6 @@ pub fn check_batch(x: &Tensor, y: &Tensor) -> Result<Tensor> {
         return invalid("labels must be non-negative class indices");
     }
     Ok(y.f_to_kind(Kind::Int64)?)
-}
-
-/// Checks labels against the number of classes the model returned, and that
-/// the logits are finite.
-pub fn check_label_range(labels: &Tensor, logits: &Tensor) -> Result<()> {
-    if logits.numel() > 0 && logits.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
-        return invalid("the model returned non-finite logits (NaN or inf)");
-    }
-    let classes = num_classes(logits);
-    if labels.numel() > 0 {
-        let hi = labels.f_max()?.f_int64_value(&[])?;
-        if hi >= classes {
-            return invalid(format!(
-                "label {hi} is out of range for a model with {classes} classes"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// A finite, non-negative hyper-parameter (`eps`, `alpha`, ...).

@@ -7,14 +7,11 @@ pub mod error;
 pub mod eval;
 pub mod grad;
 pub mod inputs;
-pub mod lfr;
-pub mod llr;
 pub mod loss;
 pub mod model;
 pub mod norm;
-pub mod penalty;
 pub mod project;
-pub mod trades;
+pub mod regularizers;
 
 #[cfg(feature = "python")]
 pub mod py;

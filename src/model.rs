@@ -70,7 +70,7 @@ impl<'m, M: Model> CheckedModel<'m, M> {
         }
         if let Some(flag) = self.all_finite.borrow().as_ref() {
             if flag.f_int64_value(&[])? == 0 {
-                return invalid("the model returned non-finite logits (NaN or inf)");
+                return non_finite();
             }
         }
         result
@@ -87,7 +87,7 @@ impl<'m, M: Model> CheckedModel<'m, M> {
             Some(_) => {}
             None => {
                 if let Some(hi) = self.max_label.filter(|hi| *hi >= classes) {
-                    return invalid(format!("label {hi} is out of range for a model with {classes} classes"));
+                    return out_of_range(hi, classes);
                 }
                 self.classes.set(Some(classes));
             }
@@ -153,6 +153,30 @@ fn validated(out: Tensor, x: &Tensor) -> Result<Tensor> {
 /// kernels use; this checks one call without the per-call bookkeeping).
 pub fn checked_logits(model: &impl Model, x: &Tensor) -> Result<Tensor> {
     validated(model.logits(x)?, x)
+}
+
+/// Checks labels against the number of classes the model returned, and that
+/// the logits are finite.
+pub fn check_label_range(labels: &Tensor, logits: &Tensor) -> Result<()> {
+    if logits.numel() > 0 && logits.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+        return non_finite();
+    }
+    let classes = num_classes(logits);
+    if labels.numel() > 0 {
+        let hi = labels.f_max()?.f_int64_value(&[])?;
+        if hi >= classes {
+            return out_of_range(hi, classes);
+        }
+    }
+    Ok(())
+}
+
+fn non_finite<T>() -> Result<T> {
+    invalid("the model returned non-finite logits (NaN or inf)")
+}
+
+fn out_of_range<T>(label: i64, classes: i64) -> Result<T> {
+    invalid(format!("label {label} is out of range for a model with {classes} classes"))
 }
 
 /// Number of classes, read off logits already checked by [`checked_logits`].
@@ -225,5 +249,57 @@ mod tests {
         }
         let err = CheckedModel::new(&Interrupted, None).unwrap().logits(&x).unwrap_err();
         assert!(matches!(err, LfrError::Model(_)));
+    }
+}
+
+/// Fixtures of the kernels' unit tests: linear models, whose input gradients
+/// are known in closed form, and batches placed against the box or away from it.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::error::Result;
+    use tch::{Device, Kind, Tensor};
+
+    /// A 2-class linear model on 4 features, `W_0 - W_1 = [2, -3, -1.5, 3]`.
+    pub fn two_classes() -> Tensor {
+        Tensor::from_slice(&[1.0f64, -2.0, 0.5, 3.0, -1.0, 1.0, 2.0, 0.0]).reshape([2, 4])
+    }
+
+    /// [`two_classes`] with a third class.
+    pub fn three_classes() -> Tensor {
+        Tensor::cat(&[two_classes(), Tensor::from_slice(&[0.5f64, 0.5, -1.0, 1.0]).reshape([1, 4])], 0)
+    }
+
+    /// Logits `x W^T` (one row of `w` per class).
+    pub fn linear(w: &Tensor) -> impl Fn(&Tensor) -> Result<Tensor> + '_ {
+        move |x: &Tensor| Ok(x.f_matmul(&w.f_transpose(0, 1)?)?)
+    }
+
+    /// `(n, 4)` float64 inputs in [0.3, 0.7]: a step of 0.3 or less stays in the box.
+    pub fn interior(n: i64) -> Tensor {
+        Tensor::rand([n, 4], (Kind::Double, Device::Cpu)) * 0.4 + 0.3
+    }
+
+    /// `(n, 4)` float64 inputs in [0, 1] with about a fifth of the pixels on
+    /// each face of the box.
+    pub fn on_box_faces(n: i64) -> Tensor {
+        let x = Tensor::rand([n, 4], (Kind::Double, Device::Cpu));
+        let x = x.where_self(&x.gt(0.2), &x.zeros_like());
+        x.where_self(&x.lt(0.8), &x.ones_like())
+    }
+
+    /// The largest distance, per sample to the nearer of the two vertices
+    /// `+-eps sign(dir)` of the L-inf ball, of the offsets `d` (rows).
+    pub fn off_vertex(d: &Tensor, dir: &Tensor, eps: f64) -> f64 {
+        let v = dir.sign() * eps;
+        let dims = [1i64].as_slice();
+        let plus = (d - &v).abs().amax(dims, false);
+        let minus = (d + &v).abs().amax(dims, false);
+        f64::try_from(plus.minimum(&minus).max()).unwrap()
+    }
+
+    /// Whether `adv` lies in `B_inf(x, eps)` and in [0, 1].
+    pub fn in_linf_threat_set(adv: &Tensor, x: &Tensor, eps: f64) -> bool {
+        let far = f64::try_from((adv - x).abs().max()).unwrap();
+        far <= eps + 1e-12 && f64::try_from(adv.min()).unwrap() >= 0.0 && f64::try_from(adv.max()).unwrap() <= 1.0
     }
 }

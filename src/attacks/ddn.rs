@@ -102,3 +102,68 @@ pub fn ddn(model: &impl Model, x: &Tensor, y: &Tensor, p: DdnParams) -> Result<T
         Ok(best)
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures::{linear, two_classes};
+    use crate::model::predict;
+    use tch::{Device, Kind};
+
+    fn params(levels: Option<i64>) -> DdnParams {
+        DdnParams { steps: 100, gamma: 0.05, init_norm: 1.0, levels, targeted: false }
+    }
+
+    /// Correctly classified points at logit margins 0.2 to 1.05 from the
+    /// boundary `(W_0 - W_1) . x = 0`, so the closest adversarial,
+    /// `|z_0 - z_1| / ||W_0 - W_1||_2` away (0.04 to 0.22), lies inside the box.
+    /// Returns the inputs, their labels and that distance.
+    fn batch(w: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let x = Tensor::from_slice(&[0.55f64, 0.5, 0.5, 0.55, 0.5, 0.6, 0.5, 0.45, 0.6, 0.5, 0.5, 0.7]).reshape([3, 4]);
+        let logits = linear(w)(&x).unwrap();
+        let margin = (logits.select(1, 0) - logits.select(1, 1)).abs();
+        (x, predict(&logits).unwrap(), margin / (w.get(0) - w.get(1)).norm())
+    }
+
+    /// Checks that every sample is fooled, at no more than `slack` times the
+    /// distance to the boundary.
+    fn assert_near_the_boundary(w: &Tensor, adv: &Tensor, x: &Tensor, y: &Tensor, closest: &Tensor, slack: f64) {
+        assert!(predict(&linear(w)(adv).unwrap()).unwrap().ne_tensor(y).all().int64_value(&[]) == 1, "every sample fooled");
+        let ratio = Vec::<f64>::try_from(l2_per_sample(&(adv - x)).unwrap() / closest).unwrap();
+        assert!(ratio.iter().all(|r| (1.0 - 1e-9..slack).contains(r)), "L2 over the distance to the boundary: {ratio:?}");
+    }
+
+    #[test]
+    fn reaches_the_boundary_of_a_linear_model() {
+        let w = two_classes();
+        let (x, y, closest) = batch(&w);
+        let adv = ddn(&linear(&w), &x, &y, params(None)).unwrap();
+        assert_near_the_boundary(&w, &adv, &x, &y, &closest, 1.01);
+    }
+
+    #[test]
+    fn quantized_adversarials_lie_on_the_grey_level_grid() {
+        let w = two_classes();
+        let (x, y, closest) = batch(&w);
+        let adv = ddn(&linear(&w), &x, &y, params(Some(256))).unwrap();
+        assert_near_the_boundary(&w, &adv, &x, &y, &closest, 1.05);
+        let scaled = &adv * 255.0;
+        assert!(f64::try_from((&scaled - scaled.round()).abs().max()).unwrap() < 1e-9);
+        assert!(f64::try_from(adv.min()).unwrap() >= 0.0 && f64::try_from(adv.max()).unwrap() <= 1.0);
+    }
+
+    #[test]
+    fn returns_the_input_where_it_needs_or_finds_no_adversarial() {
+        // z_0 - z_1 = 10 + 0.1 sum(x) > 0 on the whole box: class 0 everywhere.
+        let model = |x: &Tensor| -> Result<Tensor> {
+            let s = x.f_sum_dim_intlist([1i64].as_slice(), false, None)?.f_mul_scalar(0.1)?.f_add_scalar(10.0)?;
+            let zero = s.f_zeros_like()?;
+            Ok(Tensor::f_stack(&[s, zero], 1)?)
+        };
+        let x = Tensor::rand([2, 4], (Kind::Double, Device::Cpu));
+        let y = Tensor::from_slice(&[1i64, 0]); // misclassified already; out of reach
+        assert!(ddn(&model, &x, &y, params(Some(256))).unwrap().equal(&x));
+        assert!(ddn(&model, &x, &y, DdnParams { gamma: 1.0, ..params(None) }).is_err());
+        assert!(ddn(&model, &x, &y, DdnParams { levels: Some(1), ..params(None) }).is_err());
+    }
+}

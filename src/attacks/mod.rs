@@ -6,9 +6,8 @@ pub mod pgd;
 
 use crate::error::Result;
 use crate::grad::grad;
-use crate::inputs::check_label_range;
 use crate::loss::Loss;
-use crate::model::{checked_logits, predict, Model};
+use crate::model::{check_label_range, checked_logits, predict, Model};
 use std::cell::Cell;
 use tch::Tensor;
 

@@ -158,3 +158,89 @@ pub fn pgd(model: &impl Model, x: &Tensor, y: &Tensor, p: PgdParams) -> Result<T
         Ok(best.adv)
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures::{in_linf_threat_set, interior, linear, on_box_faces, three_classes, two_classes};
+    use crate::norm::{l2_per_sample, lp_per_sample};
+
+    /// Per sample, `W_other - W_y` of the 2-class model: the input gradient of
+    /// the cross-entropy is `(1 - p_y) (W_other - W_y)`, of constant direction.
+    fn ascent(w: &Tensor, y: &Tensor) -> Tensor {
+        let side = (y.to_kind(Kind::Double) * -2.0 + 1.0).unsqueeze(1);
+        side * (w.get(1) - w.get(0))
+    }
+
+    fn params(norm: Norm) -> PgdParams {
+        PgdParams {
+            eps: 0.1,
+            alpha: 0.04,
+            steps: 5,
+            random_start: false,
+            norm,
+            loss: Loss::CrossEntropy,
+            targeted: false,
+            restarts: 1,
+            keep_best: false,
+        }
+    }
+
+    #[test]
+    fn linf_moves_every_coordinate_by_eps_along_the_sign_of_the_weight_gap() {
+        let (w, x, y) = (two_classes(), interior(3), Tensor::from_slice(&[0i64, 1, 0]));
+        let adv = pgd(&linear(&w), &x, &y, params(Norm::Linf)).unwrap();
+        let want = &x + ascent(&w, &y).sign() * 0.1;
+        assert!(f64::try_from((&adv - want).abs().max()).unwrap() < 1e-12);
+        // descending the loss of the other class takes the same steps
+        let other = y.neg() + 1;
+        let targeted = pgd(&linear(&w), &x, &other, PgdParams { targeted: true, ..params(Norm::Linf) }).unwrap();
+        assert!(targeted.equal(&adv));
+    }
+
+    #[test]
+    fn l2_ends_at_radius_eps_along_the_weight_gap() {
+        let (w, x, y) = (two_classes(), interior(3), Tensor::from_slice(&[0i64, 1, 0]));
+        let adv = pgd(&linear(&w), &x, &y, params(Norm::L2)).unwrap();
+        let dir = ascent(&w, &y);
+        let want = &x + &dir / dir.norm_scalaropt_dim(2.0, [1i64].as_slice(), true) * 0.1;
+        assert!(f64::try_from((&adv - want).abs().max()).unwrap() < 1e-12);
+    }
+
+    #[test]
+    fn keep_best_returns_the_first_fooling_iterate_else_the_highest_loss_one() {
+        // Margins z_0 - z_1 of 0.5 and 2.0; each step of 0.02 lowers them by 0.02 ||W_0 - W_1||_1 = 0.19,
+        // so sample 0 is fooled at iterate 3 and sample 1 not within eps = 0.1 (0.95 at most).
+        let (w, y) = (two_classes(), Tensor::from_slice(&[0i64, 0]));
+        let x = Tensor::from_slice(&[0.55f64, 0.5, 0.5, 0.55, 0.85, 0.5, 0.5, 0.85]).reshape([2, 4]);
+        let p = PgdParams { alpha: 0.02, steps: 10, keep_best: true, ..params(Norm::Linf) };
+        let adv = pgd(&linear(&w), &x, &y, p).unwrap();
+        let moved = Vec::<f64>::try_from(lp_per_sample(&(&adv - &x), f64::INFINITY).unwrap()).unwrap();
+        assert!((moved[0] - 0.06).abs() < 1e-12 && (moved[1] - 0.1).abs() < 1e-12, "{moved:?}");
+        let pred = Vec::<i64>::try_from(linear(&w)(&adv).unwrap().argmax(1, false)).unwrap();
+        assert_eq!(pred, vec![1, 0]);
+    }
+
+    #[test]
+    fn random_starts_restarts_and_keep_best_stay_in_the_ball_and_the_box() {
+        let (w, x) = (three_classes(), on_box_faces(12));
+        let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
+        let before = x.copy();
+        for norm in [Norm::Linf, Norm::L2] {
+            for (restarts, keep_best, loss) in [(1, false, Loss::CrossEntropy), (3, false, Loss::Margin), (2, true, Loss::CrossEntropy)] {
+                let p = PgdParams { eps: 0.3, alpha: 0.1, steps: 7, random_start: true, norm, loss, restarts, keep_best, ..params(norm) };
+                let adv = pgd(&linear(&w), &x, &y, p).unwrap();
+                assert_eq!((adv.size(), adv.kind()), (x.size(), x.kind()));
+                match norm {
+                    Norm::Linf => assert!(in_linf_threat_set(&adv, &x, 0.3), "{p:?}"),
+                    Norm::L2 => {
+                        let n = l2_per_sample(&(&adv - &x)).unwrap();
+                        assert!(f64::try_from(n.max()).unwrap() <= 0.3 + 1e-12, "{p:?}");
+                        assert!(f64::try_from(adv.min()).unwrap() >= 0.0 && f64::try_from(adv.max()).unwrap() <= 1.0);
+                    }
+                }
+            }
+        }
+        assert!(x.equal(&before), "the inputs are left as they were");
+    }
+}

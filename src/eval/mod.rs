@@ -2,10 +2,10 @@
 //! it: Auto-PGD (APGD, APGD-T) and the Square Attack (the attacks of an
 //! AutoAttack-style robust-accuracy cascade), and loss/decision surfaces.
 pub mod apgd;
-pub mod apgd_run;
 pub mod dlr;
 pub mod square;
 pub mod surface;
 
 pub use apgd::{apgd, ApgdLoss, ApgdParams};
 pub use square::{square, SquareParams};
+pub use surface::{surface, surface_directions, SurfaceKind, SurfaceParams};

@@ -13,9 +13,9 @@
 //!
 //! Forward passes only: a model whose gradients are masked cannot hide from it.
 use crate::error::{invalid, LfrError, Result};
-use crate::inputs::{check_batch, check_count, check_label_range, check_non_negative};
+use crate::inputs::{check_batch, check_count, check_non_negative};
 use crate::loss::Loss;
-use crate::model::{CheckedModel, checked_logits, predict, Model};
+use crate::model::{check_label_range, checked_logits, predict, CheckedModel, Model};
 use crate::norm::batch_view;
 use tch::{Device, Kind, Tensor};
 
@@ -139,16 +139,16 @@ pub fn square(model: &impl Model, x: &Tensor, y: &Tensor, p: SquareParams) -> Re
 
 fn square_checked(model: &impl Model, x: &Tensor, labels: &Tensor, p: &SquareParams) -> Result<Tensor> {
     tch::no_grad(|| {
-        let clean = checked_logits(model, &x)?;
-        check_label_range(&labels, &clean)?;
-        let mut robust = predict(&clean)?.f_eq_tensor(&labels)?;
+        let clean = checked_logits(model, x)?;
+        check_label_range(labels, &clean)?;
+        let mut robust = predict(&clean)?.f_eq_tensor(labels)?;
         let mut out = x.f_detach_copy()?;
         for _ in 0..p.restarts {
             let todo = robust.f_nonzero()?.f_squeeze_dim(1)?;
             if todo.numel() == 0 {
                 break;
             }
-            let (fooled, adv) = single_run(model, &x.f_index_select(0, &todo)?, &labels.f_index_select(0, &todo)?, &p)?;
+            let (fooled, adv) = single_run(model, &x.f_index_select(0, &todo)?, &labels.f_index_select(0, &todo)?, p)?;
             let rows = fooled.f_nonzero()?.f_squeeze_dim(1)?;
             if rows.numel() > 0 {
                 let at = todo.f_index_select(0, &rows)?;

@@ -5,9 +5,9 @@
 //! and the paper's pair of directions.
 use crate::attacks::Objective;
 use crate::error::{invalid, LfrError, Result};
-use crate::inputs::{check_batch, check_count, check_label_range, check_positive};
+use crate::inputs::{check_batch, check_count, check_positive};
 use crate::loss::Loss;
-use crate::model::{CheckedModel, checked_logits, num_classes, Model};
+use crate::model::{check_label_range, checked_logits, num_classes, CheckedModel, Model};
 use crate::norm::{batch_view, lp_per_sample};
 use tch::{Kind, Tensor};
 

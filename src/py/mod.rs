@@ -1,13 +1,13 @@
 //! The Python binding layer: the only code that names pyo3 / pyo3-tch. It
 //! converts arguments and results; the math lives in the kernels.
 pub mod args;
+pub mod attacks;
+pub mod call;
 pub mod data;
 pub mod errors;
 pub mod eval;
-pub mod functions;
 pub mod model;
 pub mod regularizers;
-pub mod surface;
 pub mod tensor;
 
 use pyo3::prelude::*;
@@ -33,10 +33,9 @@ fn tune_malloc() -> bool {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tune_malloc, m)?)?;
     errors::register(m)?;
-    functions::register(m)?;
+    attacks::register(m)?;
     data::register(m)?;
     regularizers::register(m)?;
-    surface::register(m)?;
     eval::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

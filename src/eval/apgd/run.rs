@@ -2,7 +2,7 @@
 //! Croce & Hein, 2020): the momentum step, the best-point bookkeeping and the
 //! checkpoint test. Every tensor holds only the samples still active.
 use crate::error::Result;
-use crate::eval::apgd::ApgdParams;
+use crate::eval::apgd::params::ApgdParams;
 use crate::norm::{batch_view, l2_per_sample, Norm};
 use tch::{Kind, Tensor};
 

@@ -1,37 +1,12 @@
-//! The `#[pyfunction]`s: convert arguments, release the GIL, run the kernel.
+//! Bindings of the gradient attacks (`src/attacks/`): `fgsm`, `pgd`, `mifgsm`, `ddn`.
 use crate::attacks::ddn::{ddn, DdnParams};
 use crate::attacks::fgsm::{fgsm, FgsmParams};
 use crate::attacks::mifgsm::{mifgsm, MifgsmParams};
 use crate::attacks::pgd::{pgd, PgdParams};
-use crate::error::Result;
 use crate::py::args;
-use crate::py::model::{warn_if_training, PyModel};
-use crate::py::tensor::{same_device, to_py, PyTensor};
+use crate::py::call::run_kernel;
+use crate::py::tensor::PyTensor;
 use pyo3::prelude::*;
-use tch::Tensor;
-
-/// Runs `kernel(model, x, y)` with the GIL released and wraps its result,
-/// warning first if `model` has BatchNorm or dropout layers in train mode.
-pub(crate) fn run_kernel<F>(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, kernel: F) -> PyResult<PyObject>
-where
-    F: FnOnce(&PyModel, &Tensor, &Tensor) -> Result<Tensor> + Send,
-{
-    warn_if_training(model)?;
-    run_kernel_in_any_mode(py, model, inputs, labels, kernel)
-}
-
-/// [`run_kernel`] without the train-mode warning, for training losses (the
-/// gradient-norm penalty) that are meant to run in train mode.
-pub(crate) fn run_kernel_in_any_mode<F>(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, kernel: F) -> PyResult<PyObject>
-where
-    F: FnOnce(&PyModel, &Tensor, &Tensor) -> Result<Tensor> + Send,
-{
-    same_device(&to_py(py, &inputs)?.into_bound(py), &to_py(py, &labels)?.into_bound(py), ("inputs", "labels"))?;
-    let model = PyModel::new(model, &inputs)?;
-    let (x, y, m) = (inputs.0, labels.0, &model);
-    let out = py.allow_threads(move || kernel(m, &x, &y))?;
-    to_py(py, &out)
-}
 
 /// Fast Gradient Sign Method (Goodfellow et al., 2015, https://arxiv.org/abs/1412.6572).
 ///

@@ -8,8 +8,8 @@ use crate::inputs::{check_batch, check_count, check_finite_in, check_non_negativ
 use crate::loss::Loss;
 use crate::model::{checked_logits, CheckedModel, Model};
 use crate::norm::Norm;
-use crate::penalty::ce_input_grad;
 use crate::project::project_linf;
+use crate::regularizers::penalty::ce_input_grad;
 use tch::Tensor;
 
 #[derive(Debug, Clone, Copy)]
@@ -45,4 +45,45 @@ pub fn llr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LlrParams) -> 
         }
         Ok(adv)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures::{in_linf_threat_set, interior, linear, off_vertex, on_box_faces, three_classes, two_classes};
+
+    fn params(random_start: bool) -> LlrParams {
+        LlrParams { eps: 0.1, alpha: 0.05, steps: 10, random_start }
+    }
+
+    #[test]
+    fn without_a_random_start_the_ascent_stays_at_x() {
+        // At delta = 0 the linearity error and its gradient vanish.
+        let w = three_classes();
+        let x = on_box_faces(4);
+        let y = Tensor::from_slice(&[0i64, 1, 2, 1]);
+        let adv = llr_perturb(&linear(&w), &x, &y, params(false)).unwrap();
+        assert!(adv.equal(&x));
+    }
+
+    #[test]
+    fn two_class_linear_model_ends_on_a_vertex_of_the_ball() {
+        // The loss is softplus(t), t = z_other - z_y linear in x, so the error
+        // softplus(t + v) - softplus(t) - sigmoid(t) v (v the change of t) grows with |v|
+        // and its gradient is +-sign(W_0 - W_1): the ascent ends at x +- eps sign(W_0 - W_1).
+        let w = two_classes();
+        let x = interior(8);
+        let y = Tensor::from_slice(&[0i64, 1, 0, 1, 0, 1, 0, 1]);
+        let adv = llr_perturb(&linear(&w), &x, &y, params(true)).unwrap();
+        assert!(off_vertex(&(&adv - &x), &(w.get(0) - w.get(1)), 0.1) < 1e-12);
+    }
+
+    #[test]
+    fn stays_in_the_ball_and_the_box() {
+        let w = three_classes();
+        let x = on_box_faces(16);
+        let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0]);
+        let adv = llr_perturb(&linear(&w), &x, &y, LlrParams { eps: 0.3, ..params(true) }).unwrap();
+        assert!(in_linf_threat_set(&adv, &x, 0.3));
+    }
 }

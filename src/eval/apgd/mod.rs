@@ -17,80 +17,18 @@
 //! soon as one iterate fools the model; that iterate is returned. Points the
 //! model already misclassifies are returned unchanged. Every sample's
 //! trajectory is exactly the one it would follow in a full-batch run.
-use crate::error::{invalid, LfrError, Result};
-use crate::eval::apgd_run::{random_start, Run};
-use crate::eval::dlr::{dlr, dlr_targeted, ranked_class};
+pub mod params;
+pub mod run;
+
+pub use crate::eval::apgd::params::{ApgdLoss, ApgdParams};
+
+use crate::error::{LfrError, Result};
+use crate::eval::apgd::run::{random_start, Run};
+use crate::eval::dlr::ranked_class;
 use crate::grad::grad;
-use crate::inputs::{check_batch, check_count, check_label_range, check_non_negative};
-use crate::loss::Loss;
-use crate::model::{CheckedModel, checked_logits, num_classes, predict, Model};
-use crate::norm::Norm;
+use crate::inputs::check_batch;
+use crate::model::{check_label_range, checked_logits, num_classes, predict, CheckedModel, Model};
 use tch::{Kind, Tensor};
-
-/// What APGD ascends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApgdLoss {
-    /// Cross-entropy (targeted: minus the cross-entropy of the target).
-    Ce,
-    /// Difference of Logits Ratio (targeted: eq. 6 of the paper).
-    Dlr,
-}
-
-impl ApgdLoss {
-    pub const NAMES: [&'static str; 2] = ["ce", "dlr"];
-
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "ce" => Ok(ApgdLoss::Ce),
-            "dlr" => Ok(ApgdLoss::Dlr),
-            _ => invalid(format!("unknown loss {name:?}; expected one of {:?}", Self::NAMES)),
-        }
-    }
-
-    /// Per-sample value to maximise; `targets` is set for APGD-T.
-    fn value(self, logits: &Tensor, labels: &Tensor, targets: Option<&Tensor>) -> Result<Tensor> {
-        match (self, targets) {
-            (ApgdLoss::Ce, None) => Loss::CrossEntropy.objective(logits, labels, false),
-            (ApgdLoss::Ce, Some(t)) => Loss::CrossEntropy.objective(logits, t, true),
-            (ApgdLoss::Dlr, None) => dlr(logits, labels),
-            (ApgdLoss::Dlr, Some(t)) => dlr_targeted(logits, labels, t),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct ApgdParams {
-    pub eps: f64,
-    pub steps: i64,
-    pub norm: Norm,
-    pub loss: ApgdLoss,
-    /// APGD-T: one run per target among the `n_target_classes` classes the
-    /// model ranks highest after the true one; `labels` stay the true labels.
-    pub targeted: bool,
-    pub n_target_classes: i64,
-    pub restarts: i64,
-    pub rho: f64,
-}
-
-impl ApgdParams {
-    fn check(&self) -> Result<()> {
-        check_non_negative("eps", self.eps)?;
-        check_count("steps", self.steps)?;
-        check_count("restarts", self.restarts)?;
-        check_count("n_target_classes", self.n_target_classes)?;
-        if !(self.rho > 0.0 && self.rho <= 1.0) {
-            return invalid(format!("rho must lie in (0, 1], got {}", self.rho));
-        }
-        Ok(())
-    }
-
-    /// `(p_1, minimum period, decrement)` of the checkpoint schedule, in steps.
-    pub(crate) fn schedule(&self) -> (i64, i64, i64) {
-        let n = self.steps as f64;
-        let at_least_one = |f: f64| ((f * n) as i64).max(1);
-        (at_least_one(0.22), at_least_one(0.06), at_least_one(0.03))
-    }
-}
 
 /// One forward and one backward: per-sample loss, predicted class and the
 /// gradient of the summed loss. The only place the APGD loop calls the model.
@@ -183,8 +121,8 @@ pub fn apgd(model: &impl Model, x: &Tensor, y: &Tensor, p: ApgdParams) -> Result
 }
 
 fn apgd_checked(model: &impl Model, x: &Tensor, labels: &Tensor, p: &ApgdParams) -> Result<Tensor> {
-    let clean = tch::no_grad(|| checked_logits(model, &x))?;
-    check_label_range(&labels, &clean)?;
+    let clean = tch::no_grad(|| checked_logits(model, x))?;
+    check_label_range(labels, &clean)?;
     let classes = num_classes(&clean);
     if p.targeted && p.n_target_classes > classes - 1 {
         return Err(LfrError::InvalidArgument(format!(
@@ -194,7 +132,7 @@ fn apgd_checked(model: &impl Model, x: &Tensor, labels: &Tensor, p: &ApgdParams)
         )));
     }
     let mut out = x.f_detach_copy()?;
-    let mut robust = predict(&clean)?.f_eq_tensor(&labels)?;
+    let mut robust = predict(&clean)?.f_eq_tensor(labels)?;
     let ranks: Vec<Option<i64>> = if p.targeted { (2..p.n_target_classes + 2).map(Some).collect() } else { vec![None] };
     tch::with_grad(|| {
         for rank in ranks {
@@ -207,7 +145,7 @@ fn apgd_checked(model: &impl Model, x: &Tensor, labels: &Tensor, p: &ApgdParams)
                 let xs = x.f_index_select(0, &todo)?;
                 let ys = labels.f_index_select(0, &todo)?;
                 let ts = targets.as_ref().map(|t| t.f_index_select(0, &todo)).transpose()?;
-                let (fooled, adv) = single_run(model, &xs, &ys, ts.as_ref(), &p)?;
+                let (fooled, adv) = single_run(model, &xs, &ys, ts.as_ref(), p)?;
                 let rows = fooled.f_nonzero()?.f_squeeze_dim(1)?;
                 if rows.numel() > 0 {
                     let at = todo.f_index_select(0, &rows)?;
@@ -223,24 +161,7 @@ fn apgd_checked(model: &impl Model, x: &Tensor, labels: &Tensor, p: &ApgdParams)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schedule_matches_autoattack() {
-        let p = ApgdParams {
-            eps: 0.3,
-            steps: 100,
-            norm: Norm::Linf,
-            loss: ApgdLoss::Ce,
-            targeted: false,
-            n_target_classes: 9,
-            restarts: 1,
-            rho: 0.75,
-        };
-        assert_eq!(p.schedule(), (22, 6, 3));
-        assert_eq!(ApgdParams { steps: 3, ..p }.schedule(), (1, 1, 1));
-        assert!(ApgdLoss::parse("margin").unwrap_err().to_string().contains("dlr"));
-        assert!(ApgdParams { rho: 0.0, ..p }.check().is_err());
-    }
+    use crate::norm::Norm;
 
     #[test]
     fn linear_model_is_fooled_inside_the_ball() {

@@ -46,3 +46,30 @@ pub fn trades_perturb(model: &impl Model, x: &Tensor, p: TradesParams) -> Result
         Ok(adv)
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures::{in_linf_threat_set, interior, linear, off_vertex, on_box_faces, three_classes, two_classes};
+
+    #[test]
+    fn stays_in_the_eps_box_and_the_unit_box_and_leaves_the_inputs_alone() {
+        let w = three_classes();
+        let x = on_box_faces(16);
+        let before = x.copy();
+        let adv = trades_perturb(&linear(&w), &x, TradesParams { eps: 0.3, alpha: 0.1, steps: 5 }).unwrap();
+        assert_eq!((adv.size(), adv.kind()), (x.size(), x.kind()));
+        assert!(in_linf_threat_set(&adv, &x, 0.3));
+        assert!(x.equal(&before));
+    }
+
+    #[test]
+    fn two_class_linear_model_ends_on_a_vertex_along_the_weight_gap() {
+        // d KL / d x' = (q_1 - p_1) (W_1 - W_0): every step moves each coordinate
+        // along +-sign(W_1 - W_0), on the side the random start fell on.
+        let w = two_classes();
+        let x = interior(8);
+        let adv = trades_perturb(&linear(&w), &x, TradesParams { eps: 0.1, alpha: 0.04, steps: 10 }).unwrap();
+        assert!(off_vertex(&(&adv - &x), &(w.get(1) - w.get(0)), 0.1) < 1e-12);
+    }
+}

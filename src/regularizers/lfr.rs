@@ -9,8 +9,8 @@ use crate::grad::grad;
 use crate::inputs::{check_batch, check_count, check_finite_in, check_non_negative, dtype_name};
 use crate::model::{CheckedModel, Model};
 use crate::norm::lp_per_sample;
-use crate::penalty::ce_input_grad;
 use crate::project::project_linf;
+use crate::regularizers::penalty::ce_input_grad;
 use tch::{Kind, Tensor};
 
 /// How the Hessian-vector product is computed.

@@ -1,0 +1,11 @@
+//! Training-time kernels: the gradient-norm penalty and the inner
+//! maximizations of the defenses (LFR, LLR, TRADES), one kernel per file.
+pub mod lfr;
+pub mod llr;
+pub mod penalty;
+pub mod trades;
+
+pub use lfr::{flatness_grad, lfr_perturb, Hvp, LfrParams, Start};
+pub use llr::{llr_perturb, LlrParams};
+pub use penalty::{check_p, grad_norm_penalty};
+pub use trades::{trades_perturb, TradesParams, START_STD};
