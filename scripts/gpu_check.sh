@@ -81,7 +81,7 @@ assert lfr_rs.__file__.startswith('$root/$PACK/site'), lfr_rs.__file__
     local log
     log=$(mktemp)
     set +e
-    (cd tests && "$py" -m pytest -q -p no:cacheprovider -rs -c ../pyproject.toml --rootdir=.. test_gpu.py test_reference_attacks.py 2>&1) | tee "$log"
+    (cd tests && "$py" -m pytest -q -p no:cacheprovider -rs -c ../pyproject.toml --rootdir=.. test_gpu.py attacks/test_reference_attacks.py 2>&1) | tee "$log"
     local rc=${PIPESTATUS[0]}
     set -e
     # the benchmarks run even when a test failed (GPU time is scarce); the exit status reports the tests

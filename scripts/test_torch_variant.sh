@@ -75,8 +75,9 @@ TORCH_LIB=$("$VENV/bin/python" -c "import os, torch; print(os.path.join(os.path.
 # Run from the tests' folder so the installed package, not ./python, is imported.
 (cd tests && LD_LIBRARY_PATH="$TORCH_LIB" "../$VENV/bin/python" -m pytest -q -p no:cacheprovider \
     --rootdir=.. -c ../pyproject.toml \
-    test_attacks.py test_errors.py test_penalty.py test_lfr.py test_regularizer_kernels.py test_losses.py \
-    test_packaging.py test_reference_attacks.py test_gpu.py)
+    attacks/test_attacks.py test_errors.py regularizers/test_penalty.py regularizers/test_lfr.py \
+    regularizers/test_regularizer_kernels.py training/test_losses.py \
+    test_packaging.py attacks/test_reference_attacks.py test_gpu.py)
 echo "== kernel tests against torch $TORCH ($((SECONDS - t2)) s)"
 
 # A real mismatch: the torch-$TORCH build under the 2.13 venv.

@@ -1,4 +1,4 @@
-"""Worker for tests/test_distributed.py, started by the test under torchrun
+"""Worker for tests/training/test_distributed.py, started by the test under torchrun
 (2 processes, gloo, loopback). ``python ddp_worker.py SCENARIO OUT``; rank 0
 saves what the test compares under OUT. Scenarios share their data and models
 with the single-process side through ``ddp_cases.py``."""

@@ -7,7 +7,7 @@ skipped without a CUDA device).
   the penalty is also compared in float32.
 * Parity on CUDA with torchattacks 3.5.1 when it is importable there, else with
   the plain-PyTorch references in ``tests/reference/`` (checked against
-  torchattacks on the CPU by ``tests/test_reference_attacks.py``).
+  torchattacks on the CPU by ``tests/attacks/test_reference_attacks.py``).
 """
 
 import copy

@@ -21,7 +21,7 @@ from lfr_rs import cli
 from lfr_rs.evaluation import GradientMaskingWarning, paper_protocol, robust_accuracy
 from lfr_rs.training import CheckpointError, load_checkpoint, save_checkpoint
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/: ddp_worker.py, ddp_cases.py
 K = dict(steps=5, n_target_classes=2, queries=20)
 FAST = dict(eps=0.1, detect_masking=False, **K)
 PAPER = dict(attacks=("mifgsm",), steps=2, ddn_steps=2, progress=False)

@@ -23,7 +23,7 @@ from lfr_rs.training import CHECKPOINT, LOG, fit, load_checkpoint
 
 from conftest import MNIST_ROOT
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/: ddp_worker.py, ddp_cases.py
 TIMEOUT = 180
 F32 = {"rtol": 1e-5, "atol": 1e-6}
 
