@@ -27,7 +27,7 @@ from lfr_rs._checks import check_logits, check_pair
 from lfr_rs._modes import enter_eval, restore_modes
 from lfr_rs.evaluation.counting import PassCounter
 
-__all__ = ["AttackFn", "HarnessRun", "run_attacks"]
+__all__ = ["AttackFn", "HarnessRun", "fraction", "run_attacks"]
 
 Model = Callable[[Tensor], Tensor]
 AttackFn = Callable[[Model, Tensor, Tensor], Union[Tensor, Tuple[Tensor, Dict[str, Tensor]]]]
