@@ -10,6 +10,7 @@ set, and per-rank integer counts are combined exactly with :func:`all_sum`.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
@@ -31,6 +32,7 @@ __all__ = [
     "rank",
     "shard",
     "shard_bounds",
+    "shutdown",
     "world_size",
 ]
 
@@ -54,7 +56,19 @@ def init_from_env(device: Union[str, torch.device, None] = None) -> bool:
     if dev is not None and cuda:
         torch.cuda.set_device(local_device(dev))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
+    # A process that exits with the group alive can abort in the interpreter's
+    # teardown ("terminate called without an active exception": gloo's worker
+    # threads still hold work whose tensors need the GIL), so the group this
+    # function created is destroyed while Python is still whole.
+    atexit.register(shutdown)
     return True
+
+
+def shutdown() -> None:
+    """Destroys the default process group if one is initialized; a no-op otherwise
+    (and after a first call). :func:`init_from_env` registers it with ``atexit``."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def local_device(device: Union[str, torch.device]) -> torch.device:
