@@ -238,3 +238,30 @@ def test_every_protocol_gets_the_whole_set_and_shards_itself(monkeypatch):
     assert distributed.shard(x)[0].shape[0] == 3  # what the harness itself then attacks on rank 1 of 2
     with pytest.raises(ValueError, match="unknown protocol"):
         distributed.evaluate_sharded(evaluate, ddp_cases._teacher(), x, y, protocol="robust")
+
+
+SHUTDOWN_SCRIPT = """
+import atexit, sys
+import torch.distributed as dist
+from lfr_rs import distributed
+
+# registered before the group exists, so it runs after the handler init_from_env registers (LIFO)
+atexit.register(lambda: print("group alive at exit:", dist.is_initialized(), flush=True))
+assert distributed.init_from_env("cpu") and dist.is_initialized()
+distributed.shutdown()
+assert not dist.is_initialized()
+distributed.shutdown()  # a second call is a no-op
+assert distributed.init_from_env("cpu")
+"""
+
+
+def test_init_from_env_destroys_its_group_at_exit(tmp_path):
+    # A gloo process that exits with its group alive can abort in the interpreter's
+    # teardown ("terminate called without an active exception"); the group
+    # init_from_env made is destroyed by its atexit handler before that.
+    env = dict(os.environ, WORLD_SIZE="1", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=str(_free_port()), GLOO_SOCKET_IFNAME="lo")
+    proc = subprocess.run([sys.executable, "-c", SHUTDOWN_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "group alive at exit: False" in proc.stdout
