@@ -2,6 +2,8 @@
 
     python benchmarks/surface_flatness.py                       # trains (or reuses) the two models, then measures
     python benchmarks/surface_flatness.py --runs notebooks/runs # reuse the models notebooks 02/03 trained there
+    python benchmarks/surface_flatness.py --reference fashion-mnist --out results/surface_flatness_reference.json
+                                                                # the committed reference models (results/reference)
 
 Trains, exactly as notebooks 02 and 03 do (``train(..., resume=True)``, so
 finished runs in ``--runs`` are reused), a standard and an LFR SmallCNN on the
@@ -15,6 +17,12 @@ slope ``|dL^/da|`` and ``|dL^/db|`` (finite differences between neighbouring gri
 points, per unit of L-inf perturbation), averaged over the grid and the
 images; plus the share of grid points still classified correctly and the mean
 absolute decision value at the clean input (the slope's scale). Writes JSON.
+
+With ``--reference DATASET`` nothing is trained: the two models are the
+committed reference checkpoints ``DATASET/standard`` and ``DATASET/lfr``
+(:func:`lfr_rs.models.load_reference`), measured on DATASET's test images
+(MNIST: ``--data`` is the folder of its IDX files; the reference models were
+trained on test images 2,000-9,999, so the first 2,000 are held out).
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ from typing import Any, Dict
 import torch
 
 import lfr_rs
-from lfr_rs.data import DEBIAN_FASHION_MNIST, load_fashion_mnist
+from lfr_rs.data import DEBIAN_FASHION_MNIST, load_fashion_mnist, load_mnist
+from lfr_rs.models import load_reference, reference_entry
 from lfr_rs.training import TrainConfig, train
 
 # the configuration of notebooks 02 and 03
@@ -58,6 +67,8 @@ def slopes(values: torch.Tensor, span: float) -> Dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DEBIAN_FASHION_MNIST, help="Fashion-MNIST folder (default: %(default)s)")
+    p.add_argument("--reference", choices=("fashion-mnist", "mnist"),
+                   help="measure the committed reference models of this dataset instead of training two")
     p.add_argument("--runs", type=Path, default=Path("runs/surface_flatness"), help="run folder (default: %(default)s)")
     p.add_argument("--n", type=int, default=50, help="test images (default: %(default)s)")
     p.add_argument("--span", type=float, default=0.2, help="(default: %(default)s)")
@@ -71,11 +82,23 @@ def main() -> None:
     common = dict(COMMON, data_root=str(args.data))
     configs = {"standard": TrainConfig(method="standard", **common),
                "lfr": TrainConfig(method="lfr", options=LFR_OPTIONS, **common)}
-    x, y = load_fashion_mnist(args.data, train=False)
+    if args.reference == "mnist":
+        if args.n > 2000:
+            p.error("--n: the MNIST reference models trained on test images 2,000-9,999; at most 2,000 are held out")
+        x, y = load_mnist(args.data, train=False)
+    else:
+        x, y = load_fashion_mnist(args.data, train=False)
     x, y = x[: args.n], y[: args.n]
     rows: Dict[str, Any] = {}
+    trained: Dict[str, Any] = {}
     for name, config in configs.items():
-        model = train(config, args.runs / name, resume=True, progress=False).model
+        if args.reference is not None:
+            model = load_reference(f"{args.reference}/{name}")
+            entry = reference_entry(f"{args.reference}/{name}")
+            trained[name] = {"reference": f"{args.reference}/{name}", "sha256": entry["sha256"], "config": entry["config"]}
+        else:
+            model = train(config, args.runs / name, resume=True, progress=False).model
+            trained[name] = config.to_dict()
         tic = time.perf_counter()
         torch.manual_seed(args.seed)
         u, v = lfr_rs.surface_directions(model, x, y)
@@ -87,8 +110,8 @@ def main() -> None:
     record = {
         "command": "python benchmarks/surface_flatness.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out",)),
-        "data": f"Fashion-MNIST test images 0..{args.n - 1}",
-        "train": {name: config.to_dict() for name, config in configs.items()},
+        "data": f"{'MNIST' if args.reference == 'mnist' else 'Fashion-MNIST'} test images 0..{args.n - 1}",
+        "train": trained,
         "grid": {"span": args.span, "steps": args.steps, "directions": "surface_directions (gradient sign, orthogonal random sign)"},
         "machine": f"{platform.machine()}, {args.threads} torch threads, torch {torch.__version__}",
         "models": rows,

@@ -3,6 +3,7 @@
     python scripts/run_notebooks.py                                  # every notebooks/*.ipynb, in order
     python scripts/run_notebooks.py --figures results/figures        # ... and keep their PNGs
     python scripts/run_notebooks.py notebooks/02_decision_surfaces.ipynb --workdir /tmp/nb
+    python scripts/run_notebooks.py --retrain                        # train the models instead of loading references
 
 Each notebook runs (with nbclient and the ``python3`` kernel) from a copy laid
 out as in the repository, ``WORKDIR/repo/notebooks/``, beside
@@ -40,10 +41,25 @@ def workspace(workdir: Path, shared: Path) -> Path:
     return notebooks
 
 
-def run(path: Path, cwd: Path, timeout: int) -> float:
+def retrain(nb: "nbformat.NotebookNode") -> bool:
+    """Sets ``RETRAIN = True`` in the notebook's settings cell (the first code
+    cell that assigns it); returns whether one was found."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and any(line.startswith("RETRAIN = ") for line in cell.source.splitlines()):
+            cell.source = "\n".join("RETRAIN = True" if line.startswith("RETRAIN = ") else line
+                                     for line in cell.source.splitlines())
+            return True
+    return False
+
+
+def run(path: Path, cwd: Path, timeout: int, *, retrain_models: bool = False) -> float:
     """Executes ``path`` with ``cwd`` as its working directory and leaves the
-    executed copy, outputs included, in ``cwd``; returns seconds."""
+    executed copy, outputs included, in ``cwd``; returns seconds. With
+    ``retrain_models`` a notebook that loads reference checkpoints trains its
+    models instead."""
     nb = nbformat.read(path, as_version=4)
+    if retrain_models:
+        retrain(nb)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
     tic = time.perf_counter()
     try:
@@ -61,6 +77,9 @@ def main() -> int:
                         help="the shared folder the notebooks reach as ../../shared (default: %(default)s)")
     parser.add_argument("--figures", type=Path, help="copy the PNGs the notebooks write here")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default: %(default)s)")
+    parser.add_argument("--retrain", action="store_true",
+                        help="set RETRAIN = True: train the models at the notebook budget instead of loading the "
+                             "reference checkpoints")
     args = parser.parse_args()
     paths = args.notebooks or sorted((REPO / "notebooks").glob("*.ipynb"))
     missing = [str(p) for p in paths if not p.is_file()]
@@ -70,7 +89,7 @@ def main() -> int:
     cwd = workspace(workdir, args.shared)
     for path in paths:
         try:
-            seconds = run(path, cwd, args.timeout)
+            seconds = run(path, cwd, args.timeout, retrain_models=args.retrain)
         except (CellExecutionError, CellTimeoutError) as e:
             print(f"FAILED {path.name}:\n{e}", file=sys.stderr)
             return 1
