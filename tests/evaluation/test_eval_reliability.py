@@ -166,6 +166,33 @@ def test_default_target_classes_follow_the_model(x):
     assert r.settings["n_target_classes"] == 4 and r.attacks["apgd-t"].attacked == 16
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+def test_default_attacks_skip_apgd_t_below_four_classes(x, classes):
+    small = mlp(classes=classes)
+    with torch.no_grad():
+        y = small(x).argmax(1)
+    r = robust_accuracy(small, x, y, eps=0.1, steps=3, queries=10, detect_masking=False)
+    assert list(r.attacks) == ["apgd-ce", "square"] and r.settings["attack_order"] == ["apgd-ce", "square"]
+    r = robust_accuracy(small, x, y, eps=0.5, norm="l2", steps=3, detect_masking=False)
+    assert list(r.attacks) == ["apgd-ce"]
+
+
+@pytest.mark.parametrize("attacks, classes", [(("apgd-ce", "apgd-t"), 3), (("apgd-ce", "apgd-dlr"), 2)])
+def test_dlr_attacks_named_for_too_few_classes_fail_before_attacking(x, attacks, classes):
+    small = mlp(classes=classes)
+    with torch.no_grad():
+        y = small(x).argmax(1)
+    counted = []
+
+    def model(b):
+        counted.append(len(b))
+        return small(b)
+
+    with pytest.raises(ValueError, match=f"{attacks[1]} at least"):
+        robust_accuracy(model, x, y, eps=0.1, attacks=attacks, steps=3, detect_masking=False)
+    assert sum(counted) == len(x)  # only the clean pass ran
+
+
 def test_default_target_classes_are_nine_for_ten_classes(m, x, y):
     r = robust_accuracy(m, x[:2], y[:2], eps=0.01, attacks=("apgd-t",), steps=1, detect_masking=False)
     assert r.settings["n_target_classes"] == 9

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lfr_rs.losses import AT, LFR, LLR, GradNorm, Standard, Trades, make_method
-from lfr_rs.training import CHECKPOINT, LOG, TrainingDiverged, fit, load_checkpoint
+from lfr_rs.training import CHECKPOINT, LOG, TrainingDiverged, fit, load_checkpoint, save_checkpoint
 
 
 class _Loud(nn.Module):
@@ -112,6 +112,21 @@ def test_resume_without_config_refuses_a_different_run(tmp_path, change, match):
     method, opt = change(model.parameters())
     with pytest.raises(ValueError, match=match):
         fit(model, [(x, y)], method, opt, epochs=2, resume=True, out=tmp_path, **_quiet())
+
+
+@pytest.mark.filterwarnings("ignore:the run ended near chance")
+def test_a_checkpoint_without_a_run_identity_refuses_another_optimizer_clearly(tmp_path):
+    x, y = _data()
+    model = _Loud()
+    fit(model, [(x, y)], "standard", torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), epochs=3,
+        stop_after=1, out=tmp_path, **_quiet())
+    state = load_checkpoint(tmp_path / CHECKPOINT)
+    del state["fit"]  # as written before run identities were recorded
+    save_checkpoint(tmp_path / CHECKPOINT, state)
+    model = _Loud()
+    with pytest.raises(ValueError, match="optimizer state does not fit this Adam"):
+        fit(model, [(x, y)], "standard", torch.optim.Adam(model.parameters(), lr=0.1), epochs=2, resume=True,
+            out=tmp_path, **_quiet())
 
 
 @pytest.mark.filterwarnings("ignore:the run ended near chance")

@@ -33,6 +33,8 @@ DEFAULT_ATTACKS: Dict[str, Tuple[CascadeAttack, ...]] = {"linf": ("apgd-ce", "ap
                                                          "l2": ("apgd-ce", "apgd-t")}
 #: ``n_target_classes=None``: AutoAttack's 9 target classes, fewer when the model has fewer than 10 classes
 MAX_TARGET_CLASSES = 9
+#: the DLR losses read the 3rd (untargeted) and 4th (targeted) largest logit: models with fewer classes cannot run them
+MIN_CLASSES: Dict[str, int] = {"apgd-dlr": 3, "apgd-t": 4}
 Model = Callable[[Tensor], Tensor]
 
 
@@ -110,6 +112,21 @@ def _predict(model: Model, x: Tensor, batch_size: int, labels: Optional[Tensor] 
     return (torch.cat(preds) if preds else x.new_empty(0, dtype=torch.long)), classes
 
 
+def _fit_to_classes(attacks: Tuple[str, ...], classes: Optional[int], defaults: bool) -> Tuple[str, ...]:
+    """``attacks`` without those whose DLR loss needs more classes than the
+    model has: dropped from the default list (AutoAttack's standard set cannot
+    run APGD-T on such a model either), a ``ValueError`` naming them when they
+    were asked for, raised before any attack runs."""
+    too_few = [a for a in attacks if classes is not None and classes < MIN_CLASSES.get(a, 0)]
+    if not too_few:
+        return attacks
+    if defaults:
+        return tuple(a for a in attacks if a not in too_few)
+    needs = ", ".join(f"{a} at least {MIN_CLASSES[a]}" for a in too_few)
+    raise ValueError(f"the DLR losses need more classes than this model's {classes} ({needs}): leave "
+                     f"{', '.join(too_few)} out of attacks (attacks=None drops them for such models)")
+
+
 def robust_accuracy(
     model: torch.nn.Module,
     inputs: Tensor,
@@ -135,8 +152,9 @@ def robust_accuracy(
     targeted DLR over ``n_target_classes`` targets) and ``"square"`` (Square,
     ``queries`` queries; L-inf only). ``attacks=None`` runs AutoAttack's list
     for the norm (``DEFAULT_ATTACKS``: APGD-CE, APGD-T and Square for L-inf,
-    APGD-CE and APGD-T for L2); ``n_target_classes=None`` takes
-    ``min(9, classes - 1)``. ``inputs`` must be on the model's device; the
+    APGD-CE and APGD-T for L2; without APGD-T for models with fewer than 4
+    classes, whose targeted DLR loss it cannot compute); ``n_target_classes=None``
+    takes ``min(9, classes - 1)``. ``inputs`` must be on the model's device; the
     model must return finite ``(N, C)`` logits and ``labels`` lie in ``[0, C)``.
 
     ``seed`` seeds torch's generator before the clean pass, before each
@@ -161,7 +179,8 @@ def robust_accuracy(
     check_pair(inputs, labels)
     if norm not in get_args(Norm):
         raise ValueError(f"unknown norm {norm!r}; expected one of {get_args(Norm)}")
-    attacks = attack_names(DEFAULT_ATTACKS[norm] if attacks is None else attacks, CASCADE_ATTACKS)
+    defaults = attacks is None
+    attacks = attack_names(DEFAULT_ATTACKS[norm] if defaults else attacks, CASCADE_ATTACKS)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if norm != "linf" and "square" in attacks:
@@ -184,6 +203,9 @@ def robust_accuracy(
             robust = predicted == labels
             clean_seconds = time.perf_counter() - t0
             clean = float(robust.float().mean()) if n else 0.0
+            if sharded:  # a rank without rows saw no logits: every rank takes the class count one of them saw
+                classes = next((c for c in distributed.gather_objects(classes) if c is not None), None)
+            attacks = _fit_to_classes(attacks, classes, defaults)
             targets = n_target_classes
             if targets is None:
                 targets = MAX_TARGET_CLASSES if classes is None else min(MAX_TARGET_CLASSES, classes - 1)

@@ -212,7 +212,11 @@ def fit(
     start = 0
     if state is not None:
         module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, ValueError) as e:  # a checkpoint older than the recorded run identity
+            raise ValueError(f"{path}: the checkpoint's optimizer state does not fit this {type(optimizer).__name__} "
+                             f"({type(e).__name__}: {e}); resume with the optimizer that wrote it") from e
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
         rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
