@@ -372,7 +372,7 @@ def test_each_error_is_caught_by_its_base(model, x, y):
     assert seen == {lfr_rs.ShapeError, lfr_rs.DeviceError, lfr_rs.TorchError}
 
 
-# --- every kernel (issue 11) ----------------------------------------------------
+# --- every kernel ----------------------------------------------------------------
 
 # name -> kernel(model, x, y, **overrides) with valid defaults; every public kernel
 KERNELS = {

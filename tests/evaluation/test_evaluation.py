@@ -1,6 +1,6 @@
 """The evaluation layer: the strong cascade (``robust_accuracy``), the paper's
 protocol against its plain-PyTorch reference, the gradient-masking detector,
-and the input/label length checks of every entry point (issue 11, item 2)."""
+and the input/label length checks of every entry point."""
 
 import copy
 import warnings
@@ -18,7 +18,7 @@ from reference.paper_protocol import paper_protocol as paper_reference
 FAST = dict(steps=10, n_target_classes=3, queries=60, batch_size=16)
 
 
-# --- issue 11 item 2: inputs and labels of different lengths -----------------
+# --- inputs and labels of different lengths ------------------------------------
 
 def _entry_points(model):
     return {
