@@ -12,7 +12,7 @@ from torch import nn
 from lfr_rs.experiments import table1
 from lfr_rs.cli import main
 from lfr_rs.models import (REFERENCE_DIR_ENV, SmallCNN, WeightsError, list_references, load_reference, load_weights,
-                           reference_dir, state_dict_of)
+                           reference_dir, reference_entry, state_dict_of)
 from lfr_rs.experiments.table1.reference import export_reference
 from lfr_rs.training import CHECKPOINT, load_checkpoint
 
@@ -139,3 +139,31 @@ def test_committed_references_match_their_digests(monkeypatch):
     for name in list_references():
         model = load_reference(name)
         assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10), name
+
+
+def test_committed_references_classify_as_recorded(monkeypatch):
+    """Each committed reference model's clean accuracy on the evaluation images
+    its table used equals the accuracy recorded in its index entry (within
+    3 images: another CPU may round a borderline logit the other way)."""
+    from lfr_rs.data import DEBIAN_FASHION_MNIST, load_fashion_mnist, load_mnist
+
+    monkeypatch.delenv(REFERENCE_DIR_ENV, raising=False)
+    if not (reference_dir() / "index.json").is_file():
+        pytest.skip("no reference checkpoints committed yet")
+    checked = 0
+    for name in list_references():
+        entry = reference_entry(name)
+        dataset, n = entry["config"]["dataset"], entry["results"]["n"]
+        if dataset == "mnist" and MNIST_ROOT.is_dir():
+            x, y = load_mnist(MNIST_ROOT, train=False)
+        elif dataset == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
+            x, y = load_fashion_mnist(DEBIAN_FASHION_MNIST, train=False)
+        else:
+            continue
+        assert entry["config"]["train_split"] == "train" or entry["config"]["holdout"] >= n  # held-out images only
+        with torch.no_grad():
+            clean = (load_reference(name)(x[:n]).argmax(1) == y[:n]).double().mean().item()
+        assert clean == pytest.approx(entry["results"]["clean"], abs=3 / n), name
+        checked += 1
+    if not checked:
+        pytest.skip("neither dataset of the committed references is on this machine")
