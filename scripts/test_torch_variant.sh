@@ -76,7 +76,7 @@ TORCH_LIB=$("$VENV/bin/python" -c "import os, torch; print(os.path.join(os.path.
 (cd tests && LD_LIBRARY_PATH="$TORCH_LIB" "../$VENV/bin/python" -m pytest -q -p no:cacheprovider \
     --rootdir=.. -c ../pyproject.toml \
     attacks/test_attacks.py test_errors.py regularizers/test_penalty.py regularizers/test_lfr.py \
-    regularizers/test_regularizer_kernels.py training/test_losses.py \
+    regularizers/test_trades.py regularizers/test_llr.py training/test_losses.py \
     test_packaging.py attacks/test_reference_attacks.py test_gpu.py)
 echo "== kernel tests against torch $TORCH ($((SECONDS - t2)) s)"
 

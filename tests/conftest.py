@@ -115,6 +115,12 @@ def perturbed_cnn64(default_cnn64):
     return model
 
 
+@pytest.fixture(params=["default_cnn64", "perturbed_cnn64"])
+def cnn(request):
+    """``default_cnn64`` and ``perturbed_cnn64`` in turn: the regularizer kernels' parity models."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture
 def cuda():
     """The CUDA device; tests that use it are marked ``gpu`` and skip without one

@@ -10,18 +10,9 @@ from torch.testing import assert_close
 
 import lfr_rs
 from reference.penalty import grad_norm_penalty as ref_penalty
+from regularizer_checks import assert_inputs_survive_in_place_edit, run_in_train_mode
 
 NORMS = [1.0, 2.0, math.inf]
-
-
-@pytest.fixture(scope="module")
-def images(images64):
-    return images64
-
-
-@pytest.fixture(params=["default_cnn64", "perturbed_cnn64"])
-def cnn(request):
-    return request.getfixturevalue(request.param)
 
 
 OBJECTIVES = {
@@ -31,8 +22,8 @@ OBJECTIVES = {
 
 
 @pytest.mark.parametrize("p", NORMS)
-def test_value_matches_double_backward(cnn, images, p):
-    x, y = images
+def test_value_matches_double_backward(cnn, images64, p):
+    x, y = images64
     got = lfr_rs.grad_norm_penalty(cnn, x, y, p=p)
     want = ref_penalty(cnn, x, y, p=p)
     assert got.shape == (len(x),) and got.dtype == torch.float64
@@ -41,8 +32,8 @@ def test_value_matches_double_backward(cnn, images, p):
 
 
 @pytest.mark.parametrize("p", NORMS)
-def test_parameter_gradients_match_double_backward(cnn, images, p):
-    x, y = images
+def test_parameter_gradients_match_double_backward(cnn, images64, p):
+    x, y = images64
     params = list(cnn.parameters())
     names = [n for n, _ in cnn.named_parameters()]
     for key, objective in OBJECTIVES.items():
@@ -57,8 +48,8 @@ def test_parameter_gradients_match_double_backward(cnn, images, p):
             assert rel < 1e-6, f"{key}, p={p}: {name} relative error {rel:.3g}"
 
 
-def test_batch_independence(default_cnn64, images):
-    x, y = images
+def test_batch_independence(default_cnn64, images64):
+    x, y = images64
     for p in NORMS:
         together = lfr_rs.grad_norm_penalty(default_cnn64, x, y, p=p).detach()
         alone = torch.cat(
@@ -76,8 +67,8 @@ def test_empty_batch(default_cnn64, p):
 
 
 @pytest.mark.parametrize("p", [3.0, 0.0, math.nan, -1.0, 0.5, -math.inf])
-def test_bad_p_raises(default_cnn64, images, p):
-    x, y = images
+def test_bad_p_raises(default_cnn64, images64, p):
+    x, y = images64
     with pytest.raises(ValueError, match="1, 2 or inf"):
         lfr_rs.grad_norm_penalty(default_cnn64, x, y, p=p)
 
@@ -98,14 +89,14 @@ def test_sgd_step_changes_every_parameter(untrained_cnn, batch):
     assert changed == [name for name, _ in model.named_parameters()]
 
 
-def test_small_gradient_step_lowers_penalty_to_first_order(perturbed_cnn64, images):
+def test_small_gradient_step_lowers_penalty_to_first_order(perturbed_cnn64, images64):
     """pen(theta - lr grad) ~ pen(theta) - lr ||grad||^2 for a small lr.
 
     On the perturbed model only: at the default init every conv bias is 0 and
     MNIST's background is 0, so whole maps of ReLU pre-activations sit exactly
     at the kink and any step on the biases (even 1e-7) switches them at once
     (measured: the mean penalty jumps from 1.26 to 1.92)."""
-    x, y = images
+    x, y = images64
     model = copy.deepcopy(perturbed_cnn64)
     lr = 1e-6
     pen0 = lfr_rs.grad_norm_penalty(model, x, y).mean()
@@ -121,12 +112,21 @@ def test_small_gradient_step_lowers_penalty_to_first_order(perturbed_cnn64, imag
 
 
 @pytest.mark.parametrize("requires_grad", [False, True])
-def test_input_untouched(default_cnn64, images, requires_grad):
+def test_input_untouched(default_cnn64, images64, requires_grad):
     model = copy.deepcopy(default_cnn64)
-    x0, y = images
+    x0, y = images64
     x = x0.clone().requires_grad_(requires_grad)
     pen = lfr_rs.grad_norm_penalty(model, x, y)
     assert pen.requires_grad and pen.grad_fn is not None
     pen.sum().backward()
     assert x.grad is None
     assert torch.equal(x.detach(), x0)
+
+
+def test_runs_in_train_mode_without_warning(batch):
+    # it is a training loss: train mode is where it belongs
+    run_in_train_mode(lfr_rs.grad_norm_penalty, batch)
+
+
+def test_model_editing_its_argument_in_place_leaves_inputs_alone(default_cnn64, images64):
+    assert_inputs_survive_in_place_edit(lfr_rs.grad_norm_penalty, default_cnn64, images64)

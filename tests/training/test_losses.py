@@ -1,6 +1,7 @@
 """The training objectives of ``lfr_rs.losses`` against plain-PyTorch references,
 in float64 on CPU with a given perturbation."""
 
+import copy
 import dataclasses
 from typing import get_args
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from reference.lfr import authors_lfr_perturb
 from reference.llr import llr_loss
 from reference.trades import trades_loss
 
@@ -160,6 +162,19 @@ def test_lfr_perturb_is_the_kernel(model, data):
     ours = _seeded(lambda: method.perturb(model, x, y))
     kernel = _seeded(lambda: lfr_rs.lfr_perturb(model, x, y, eps=0.3, alpha=0.01, steps=2, hvp="fd", fd_step=0.02))
     torch.testing.assert_close(ours, kernel, rtol=0, atol=0)
+
+
+def test_lfr_defense_passes_the_start_through(cnn, batch):
+    """The normal start reaches the kernel: the authors' inner maximization, on 6 MNIST images."""
+    x, y = batch[0][:6].double(), batch[1][:6].clone()
+    method = LFR(eps=0.05, alpha=0.02, steps=2, start="normal", start_std=0.001)
+    got = _seeded(lambda: method.perturb(cnn, x, y), seed=4)
+    want = _seeded(lambda: authors_lfr_perturb(cnn, x, y, eps=0.05, alpha=0.02, steps=2), seed=4)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
+    model = copy.deepcopy(cnn)
+    loss = method.loss(model, x, y, got)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_gradnorm_is_lfr_with_eps_zero(model, data):
