@@ -1,28 +1,26 @@
 """``robust_accuracy``: an AutoAttack-style cascade of the Rust kernels.
 
 Each attack runs only on the points every earlier attack failed on, packed
-into full batches; the result keeps, per attack, the robust accuracy after it,
-the points it fooled, its time and the forward/backward passes it spent.
+into full batches: the cascade mode of the evaluation harness
+(:func:`lfr_rs.evaluation.harness.run_attacks`), which also checks, counts,
+times and shards. ``robust_accuracy`` picks the attacks and summarises the
+harness's per-sample masks: per attack, the robust accuracy after it, the
+points it fooled, its time and the forward/backward passes it spent.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union, get_args
+from typing import Any, Dict, Iterable, Optional, Tuple, Union, get_args
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from lfr_rs import distributed
-from lfr_rs._modes import enter_eval, restore_modes
-from lfr_rs._checks import attack_names, check_logits, check_pair
+from lfr_rs._checks import attack_names, check_pair
 from lfr_rs._typing import CascadeAttack, Norm
-from lfr_rs.attacks import apgd, square
 from lfr_rs.evaluation.checks import MaskingReport, run_checks
-from lfr_rs.evaluation.counting import PassCounter
+from lfr_rs.evaluation.harness import AttackFn, run_attacks
+from lfr_rs.evaluation.protocols import strong_attacks
 
 __all__ = ["AttackStats", "CASCADE_ATTACKS", "DEFAULT_ATTACKS", "RobustAccuracy", "format_strong_table", "masking_report",
            "robust_accuracy"]
@@ -35,7 +33,6 @@ DEFAULT_ATTACKS: Dict[str, Tuple[CascadeAttack, ...]] = {"linf": ("apgd-ce", "ap
 MAX_TARGET_CLASSES = 9
 #: the DLR losses read the 3rd (untargeted) and 4th (targeted) largest logit: models with fewer classes cannot run them
 MIN_CLASSES: Dict[str, int] = {"apgd-dlr": 3, "apgd-t": 4}
-Model = Callable[[Tensor], Tensor]
 
 
 @dataclass
@@ -84,32 +81,6 @@ class RobustAccuracy:
         if self.masking is not None:
             out["masking"] = self.masking.summary()
         return out
-
-
-def _runner(name: str, model: Model, eps: float, norm: str, steps: int, n_target_classes: int,
-            queries: int, restarts: int) -> Callable[[Tensor, Tensor], Tensor]:
-    if name == "apgd-ce":
-        return lambda x, y: apgd(model, x, y, eps=eps, steps=steps, norm=norm, loss="ce", restarts=restarts)
-    if name == "apgd-dlr":
-        return lambda x, y: apgd(model, x, y, eps=eps, steps=steps, norm=norm, loss="dlr", restarts=restarts)
-    if name == "apgd-t":
-        return lambda x, y: apgd(model, x, y, eps=eps, steps=steps, norm=norm, loss="dlr", targeted=True,
-                                 n_target_classes=n_target_classes, restarts=restarts)
-    return lambda x, y: square(model, x, y, eps=eps, queries=queries, restarts=restarts)
-
-
-def _predict(model: Model, x: Tensor, batch_size: int, labels: Optional[Tensor] = None) -> Tuple[Tensor, Optional[int]]:
-    """Predicted classes and the model's class count (None for no rows); the
-    logits are checked as the kernels check theirs, with ``labels`` in range."""
-    preds: List[Tensor] = []
-    classes: Optional[int] = None
-    with torch.no_grad():
-        for i, b in enumerate(x.split(batch_size)):
-            yb = None if labels is None else labels[i * batch_size:(i + 1) * batch_size]
-            out = check_logits(model(b), len(b), yb)
-            classes = out.shape[1]
-            preds.append(out.argmax(1))
-    return (torch.cat(preds) if preds else x.new_empty(0, dtype=torch.long)), classes
 
 
 def _fit_to_classes(attacks: Tuple[str, ...], classes: Optional[int], defaults: bool) -> Tuple[str, ...]:
@@ -185,98 +156,52 @@ def robust_accuracy(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if norm != "linf" and "square" in attacks:
         raise ValueError("square is the L-inf Square Attack; use norm='linf' or leave it out of attacks")
-    counter = PassCounter(model)
-    all_inputs, all_labels = inputs, labels
-    sharded = distributed.world_size() > 1
-    if sharded:
-        inputs, labels = distributed.shard(inputs, labels)
-    n = len(inputs)
-    modes = enter_eval(model)
-    devices = [inputs.device] if inputs.device.type == "cuda" else []
+
+    def table(classes: Optional[int]) -> Dict[str, AttackFn]:
+        return strong_attacks(_fit_to_classes(attacks, classes, defaults), eps=eps, norm=norm, steps=steps,
+                              n_target_classes=_targets(n_target_classes, classes), queries=queries, restarts=restarts)
+
+    run = run_attacks(model, inputs, labels, table, batch_size=batch_size, cascade=True, seed=seed, progress=progress)
+    n, exact = run.n, run.world_size > 1
+
+    def share(mask: Tensor) -> float:
+        # one process: the float32 mean (the numbers stored results hold); torchrun: the exact count / n
+        if not n:
+            return 0.0
+        return int(mask.sum()) / n if exact else float(mask.float().mean())
+
     stats: Dict[str, AttackStats] = {}
-    try:
+    before = run.clean
+    for name, after in run.correct.items():
+        stats[name] = AttackStats(name=name, accuracy=share(after), fooled=int((before & ~after).sum()),
+                                  attacked=int(before.sum()), seconds=run.seconds[name], forward=run.forward[name],
+                                  backward=run.backward[name])
+        before = after
+    settings = {"steps": steps, "n_target_classes": _targets(n_target_classes, run.classes), "queries": queries,
+                "restarts": restarts, "seed": seed, "attack_order": list(run.correct)}
+    if exact:
+        settings["world_size"] = run.world_size
+    result = RobustAccuracy(
+        n=n, eps=eps, norm=norm, clean=share(run.clean), attacks=stats,
+        worst=float(before.float().mean()) if n else 0.0, robust=before, adversarial=run.adversarial,
+        clean_seconds=run.seconds["clean"], settings=settings,
+    )
+    if detect_masking:
+        devices = [inputs.device] if inputs.device.type == "cuda" else []
+        # seeded too, so the checks' random starts repeat and the caller's state is untouched
         with torch.random.fork_rng(devices=devices, enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
-            t0 = time.perf_counter()
-            predicted, classes = _predict(counter, inputs, batch_size, labels)
-            robust = predicted == labels
-            clean_seconds = time.perf_counter() - t0
-            clean = float(robust.float().mean()) if n else 0.0
-            if sharded:  # a rank without rows saw no logits: every rank takes the class count one of them saw
-                classes = next((c for c in distributed.gather_objects(classes) if c is not None), None)
-            attacks = _fit_to_classes(attacks, classes, defaults)
-            targets = n_target_classes
-            if targets is None:
-                targets = MAX_TARGET_CLASSES if classes is None else min(MAX_TARGET_CLASSES, classes - 1)
-            runs = {a: _runner(a, counter, eps, norm, steps, targets, queries, restarts) for a in attacks}
-            adversarial = inputs.detach().clone()
-            for pos, name in enumerate(attacks):
-                todo = robust.nonzero().squeeze(1)
-                before = counter.snapshot()
-                t0 = time.perf_counter()
-                fooled = 0
-                if seed is not None:
-                    torch.manual_seed(seed)
-                with tqdm(total=len(todo), unit="img", desc=name, position=pos,
-                          disable=None if progress is None else not progress, leave=progress is True) as bar:
-                    for idx in todo.split(batch_size):
-                        x, y = inputs[idx], labels[idx]
-                        adv = runs[name](x, y)
-                        broken = _predict(counter, adv, batch_size)[0] != y
-                        hit = idx[broken]
-                        adversarial[hit] = adv[broken]
-                        robust[hit] = False
-                        fooled += int(broken.sum())
-                        bar.update(len(idx))
-                after = counter.snapshot()
-                stats[name] = AttackStats(
-                    name=name, accuracy=float(robust.float().mean()) if n else 0.0, fooled=fooled,
-                    attacked=len(todo), seconds=time.perf_counter() - t0,
-                    forward=after[0] - before[0], backward=after[1] - before[1],
-                )
-            result = RobustAccuracy(
-                n=n, eps=eps, norm=norm, clean=clean, attacks=stats, worst=float(robust.float().mean()) if n else 0.0,
-                robust=robust, adversarial=adversarial, clean_seconds=clean_seconds,
-                settings={"steps": steps, "n_target_classes": targets, "queries": queries, "restarts": restarts,
-                          "seed": seed, "attack_order": list(attacks)},
-            )
-            if sharded:
-                result = _combine(result)
-            if detect_masking:
-                # seeded here too, so the checks' random starts repeat and the caller's state is untouched
-                if seed is not None:
-                    torch.manual_seed(seed)
-                result.masking = run_checks(model, all_inputs, all_labels, eps=eps, norm=norm, cascade=result,
-                                            batch_size=batch_size, progress=progress)
-    finally:
-        restore_modes(modes)
+            result.masking = run_checks(model, inputs, labels, eps=eps, norm=norm, cascade=result,
+                                        batch_size=batch_size, progress=progress)
     return result
 
 
-def _combine(local: RobustAccuracy) -> RobustAccuracy:
-    """Every rank's result on its shard merged into the whole set's: counts
-    summed exactly, per-sample masks and inputs gathered in rank (= row)
-    order, times the slowest rank's."""
-    n_r = local.n
-    own = [n_r, round(local.clean * n_r)]
-    for s in local.attacks.values():
-        own += [round(s.accuracy * n_r), s.fooled, s.attacked, s.forward, s.backward]
-    total = [int(v) for v in distributed.all_sum(own)]
-    n, clean = total[0], total[1]
-    seconds = distributed.gather_objects([local.clean_seconds, *(s.seconds for s in local.attacks.values())])
-    stats = {}
-    for i, name in enumerate(local.attacks):
-        robust_after, fooled, attacked, forward, backward = total[2 + 5 * i: 7 + 5 * i]
-        stats[name] = AttackStats(name=name, accuracy=robust_after / n if n else 0.0, fooled=fooled,
-                                  attacked=attacked, seconds=max(r[i + 1] for r in seconds),
-                                  forward=forward, backward=backward)
-    robust = distributed.gather_cat(local.robust)
-    return dataclasses.replace(
-        local, n=n, clean=clean / n if n else 0.0, attacks=stats, worst=float(robust.float().mean()) if n else 0.0,
-        robust=robust, adversarial=distributed.gather_cat(local.adversarial),
-        clean_seconds=max(r[0] for r in seconds), settings={**local.settings, "world_size": distributed.world_size()},
-    )
+def _targets(n_target_classes: Optional[int], classes: Optional[int]) -> int:
+    """``n_target_classes``, or AutoAttack's 9 capped at the model's other classes."""
+    if n_target_classes is not None:
+        return n_target_classes
+    return MAX_TARGET_CLASSES if classes is None else min(MAX_TARGET_CLASSES, classes - 1)
 
 
 def masking_report(

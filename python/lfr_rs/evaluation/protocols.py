@@ -6,23 +6,24 @@
   keeping each sample's first misclassified iterate, MI-FGSM, and DDN projected
   onto the L-inf ball (with its raw L2 norms and raw outcome as extras);
 * :func:`paper_attacks`: the authors' MNIST_eval.py (``paper_protocol``);
-* the strong protocol is the cascade of :func:`lfr_rs.robust_accuracy`, which
-  runs each attack only on the survivors of the ones before.
+* :func:`strong_attacks`: APGD-CE, APGD-DLR, APGD-T and Square for
+  :func:`lfr_rs.robust_accuracy`, which runs its table in the harness's
+  cascade mode (each attack only on the survivors of the ones before).
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Dict, Literal, Tuple, get_args
+from typing import Callable, Dict, Literal, Sequence, Tuple, get_args
 
 import torch
 from torch import Tensor
 
 from lfr_rs._checks import check_logits
-from lfr_rs.attacks import ddn, fgsm, mifgsm, pgd
+from lfr_rs.attacks import apgd, ddn, fgsm, mifgsm, pgd, square
 from lfr_rs.evaluation.harness import AttackFn
 
-__all__ = ["ATTACKS", "Attack", "PAPER_ATTACKS", "default_attacks", "paper_attacks"]
+__all__ = ["ATTACKS", "Attack", "PAPER_ATTACKS", "default_attacks", "paper_attacks", "strong_attacks"]
 
 Attack = Literal["fgsm", "pgd", "mifgsm", "ddn"]
 ATTACKS: Tuple[Attack, ...] = get_args(Attack)
@@ -55,3 +56,15 @@ def paper_attacks(*, eps: float, alpha: float, steps: int, ddn_steps: int, mifgs
         "mifgsm": partial(mifgsm, eps=eps, alpha=alpha, steps=steps, decay=mifgsm_decay),
         "ddn": partial(ddn, steps=ddn_steps, init_norm=1.0, gamma=0.05, levels=256),
     }
+
+
+def strong_attacks(names: Sequence[str], *, eps: float, norm: str, steps: int, n_target_classes: int, queries: int,
+                   restarts: int) -> Dict[str, AttackFn]:
+    table = {
+        "apgd-ce": partial(apgd, eps=eps, steps=steps, norm=norm, loss="ce", restarts=restarts),
+        "apgd-dlr": partial(apgd, eps=eps, steps=steps, norm=norm, loss="dlr", restarts=restarts),
+        "apgd-t": partial(apgd, eps=eps, steps=steps, norm=norm, loss="dlr", targeted=True,
+                          n_target_classes=n_target_classes, restarts=restarts),
+        "square": partial(square, eps=eps, queries=queries, restarts=restarts),
+    }
+    return {a: table[a] for a in names}
