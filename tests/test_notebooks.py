@@ -3,7 +3,8 @@ nbclient) and writes the figure it promises; a broken notebook fails the suite.
 
 The notebooks run in order in one temporary work directory, so 03 reuses the
 models 02 trained. Each has a wall-clock limit; notebook 01 needs the MNIST
-test set at ../shared/data/mnist (or $LFR_SHARED_DIR/data/mnist)."""
+test set at ../shared/data/mnist (or $LFR_SHARED_DIR/data/mnist), and so do 02 and 03,
+whose reference models are MNIST models."""
 
 import json
 import os
@@ -44,8 +45,8 @@ def test_every_notebook_is_collected():
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(notebook, workdir):
     pytest.importorskip("nbclient")
-    if notebook.name.startswith("01_") and not (SHARED / "data" / "mnist").is_dir():
-        pytest.skip(f"notebook 01 reads MNIST from ../shared/data/mnist; not found under {SHARED}")
+    if notebook.name.startswith(("01_", "02_", "03_")) and not (SHARED / "data" / "mnist").is_dir():
+        pytest.skip(f"{notebook.name} reads MNIST from ../shared/data/mnist; not found under {SHARED}")
     cmd = [sys.executable, str(REPO / "scripts" / "run_notebooks.py"), str(notebook), "--workdir", str(workdir),
            "--shared", str(SHARED), "--timeout", str(LIMIT_S)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT_S)
