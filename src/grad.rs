@@ -22,6 +22,28 @@ pub fn grad(output: &Tensor, input: &Tensor, create_graph: bool) -> Result<Tenso
     Ok(g)
 }
 
+/// The input gradient of every column of `logits` `(N, C)`, stacked as
+/// `(N, C, ...)`: `C` backward passes through one forward graph, column `k`
+/// the gradient of `sum_n logits[n, k]` (per sample, as rows do not mix).
+pub fn jacobian(logits: &Tensor, input: &Tensor) -> Result<Tensor> {
+    let classes = logits.size().get(1).copied().unwrap_or(0);
+    let mut rows = Vec::new();
+    for k in 0..classes {
+        let out = logits.f_select(1, k)?.f_sum(None)?;
+        if !out.requires_grad() {
+            return Err(not_differentiable());
+        }
+        let g = Tensor::f_run_backward(&[&out], &[input], k + 1 < classes, false)?
+            .pop()
+            .ok_or_else(|| LfrError::Shape("autograd returned no gradient".into()))?;
+        if !g.defined() {
+            return Err(not_differentiable());
+        }
+        rows.push(g);
+    }
+    Ok(Tensor::f_stack(&rows, 1)?)
+}
+
 fn not_differentiable() -> LfrError {
     LfrError::InvalidArgument(
         "the model's output does not depend differentiably on its input: the model cut the autograd \

@@ -386,6 +386,7 @@ KERNELS = {
     "flatness_grad": lambda m, x, y, **kw: lfr_rs.flatness_grad(m, x, y, **kw),
     "trades_perturb": lambda m, x, y, **kw: lfr_rs.trades_perturb(m, x, **{"eps": 0.1, "alpha": 0.05, "steps": 2, **kw}),
     "llr_perturb": lambda m, x, y, **kw: lfr_rs.llr_perturb(m, x, y, **{"eps": 0.1, "alpha": 0.05, "steps": 2, **kw}),
+    "fab": lambda m, x, y, **kw: lfr_rs.fab(m, x, y, **{"eps": 0.1, "steps": 2, **kw}),
 }
 every_kernel = pytest.mark.parametrize("name", KERNELS)
 SINGLE_CALL = {"fgsm", "grad_norm_penalty", "flatness_grad"}

@@ -47,8 +47,8 @@ __all__ = [
     "tune_malloc",
 ]
 
-# evaluation: APGD / Square kernels, the cascade, the paper protocol, the masking detector
-from lfr_rs.attacks import apgd, square  # noqa: E402
+# evaluation: APGD / FAB / Square kernels, the cascade, the paper protocol, the masking detector
+from lfr_rs.attacks import apgd, fab, square  # noqa: E402
 from lfr_rs.evaluation import (  # noqa: E402
     GradientMaskingWarning,
     MaskingReport,
@@ -65,6 +65,7 @@ __all__ += [
     "RobustAccuracy",
     "apgd",
     "evaluate",
+    "fab",
     "masking_report",
     "paper_protocol",
     "robust_accuracy",

@@ -158,6 +158,22 @@ def apgd(
 ) -> torch.Tensor:
     """Auto-PGD (APGD; APGD-T with targeted=True)."""
 
+def fab(
+    model: _Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    steps: int = 10,
+    restarts: int = 1,
+    alpha_max: float = 0.1,
+    eta: float = 1.05,
+    beta: float = 0.9,
+    targeted: bool = False,
+    n_target_classes: int = 9,
+) -> torch.Tensor:
+    """L-inf Fast Adaptive Boundary attack (FAB; FAB-T with targeted=True)."""
+
 def square(
     model: _Model,
     inputs: torch.Tensor,

@@ -3,5 +3,5 @@
 from lfr_rs._native import ddn, fgsm, mifgsm, pgd
 
 __all__ = ["ddn", "fgsm", "mifgsm", "pgd"]
-from lfr_rs._native import apgd, square  # evaluation kernels (src/eval/)
-__all__ += ["apgd", "square"]
+from lfr_rs._native import apgd, fab, square  # evaluation kernels (src/eval/)
+__all__ += ["apgd", "fab", "square"]

@@ -1,6 +1,6 @@
-//! Bindings of the evaluation kernels (`src/eval/`): `apgd`, `square` and the
+//! Bindings of the evaluation kernels (`src/eval/`): `apgd`, `fab`, `square` and the
 //! decision/loss surfaces (`surface`, `surface_directions`).
-use crate::eval::{apgd, square, surface, surface_directions, ApgdParams, SquareParams, SurfaceParams};
+use crate::eval::{apgd, fab, square, surface, surface_directions, ApgdParams, FabParams, SquareParams, SurfaceParams};
 use crate::py::args;
 use crate::py::call::run_kernel;
 use crate::py::tensor::PyTensor;
@@ -83,6 +83,86 @@ pub fn py_apgd(
         rho,
     };
     run_kernel(py, model, inputs, labels, move |m, x, y| apgd(m, x, y, p))
+}
+
+/// Fast Adaptive Boundary attack, L-inf (Croce & Hein, 2020,
+/// https://arxiv.org/abs/1907.02044); ``targeted=True`` is FAB-T, AutoAttack's
+/// ``fab-t``.
+///
+/// Each step linearizes the model at the iterate, takes the closest decision
+/// boundary (FAB-T: the target's), projects both the iterate and the original
+/// point onto it within [0, 1], and moves to a mix of the two projections
+/// (overshoot ``eta``, weight of the original point at most ``alpha_max``);
+/// a misclassified iterate is pulled back towards the original point by
+/// ``beta``. The projection, the arithmetic and the random starts of later
+/// restarts (torch's default generator, so ``torch.manual_seed`` repeats a
+/// run) follow torchattacks 3.5.1's ``FAB`` (AutoAttack's ``fab_pt.py``).
+/// Untargeted FAB differentiates every logit (``C`` backward passes per step),
+/// FAB-T one difference. FAB minimises the distance, but here a sample stops,
+/// with no more passes, at its first misclassified iterate within ``eps``,
+/// which is returned (torchattacks returns the nearest iterate of the run;
+/// both fool the same samples). Samples the model misclassifies are left as
+/// they are.
+///
+/// Parameters
+/// ----------
+/// model : callable
+///     Maps inputs to ``(N, C)`` logits; its train/eval mode is left as it is.
+/// inputs : torch.Tensor
+///     Batch in [0, 1], shape ``(N, ...)``.
+/// labels : torch.Tensor
+///     ``(N,)`` true labels, also with ``targeted=True`` (FAB-T picks its
+///     targets itself).
+/// eps : float
+///     L-inf radius within which an adversarial point counts.
+/// steps : int, default 10
+///     Iterations per run (AutoAttack's ``fab-t`` runs 100).
+/// restarts : int, default 1
+///     Runs (per target), each only on the points still robust; the first
+///     starts at the input, the others at a random point on the surface of
+///     the L-inf ball of radius ``eps / 2`` (clipped to [0, 1]).
+/// alpha_max : float, default 0.1
+///     Largest weight of the step from the original point, in [0, 1].
+/// eta : float, default 1.05
+///     Overshoot of the projections (> 0).
+/// beta : float, default 0.9
+///     Backward step after a success, in (0, 1].
+/// targeted : bool, default False
+///     FAB-T: one run per target class, the ``n_target_classes`` classes the
+///     model ranks highest on the clean input after its top one, each run only
+///     on the points still robust; success is any misclassification, as in
+///     AutoAttack.
+/// n_target_classes : int, default 9
+///
+/// Shape
+/// -----
+/// inputs ``(N, ...)``, labels ``(N,)``, returns ``(N, ...)``.
+///
+/// Returns
+/// -------
+/// torch.Tensor
+///     Per sample the first iterate within ``eps`` that fooled the model, or
+///     the input where none did (new, detached; inputs' shape, dtype and
+///     device).
+#[pyfunction]
+#[pyo3(name = "fab", signature = (model, inputs, labels, *, eps, steps = 10, restarts = 1, alpha_max = 0.1, eta = 1.05, beta = 0.9, targeted = false, n_target_classes = 9))]
+#[allow(clippy::too_many_arguments)]
+pub fn py_fab(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    inputs: PyTensor,
+    labels: PyTensor,
+    eps: f64,
+    steps: i64,
+    restarts: i64,
+    alpha_max: f64,
+    eta: f64,
+    beta: f64,
+    targeted: bool,
+    n_target_classes: i64,
+) -> PyResult<PyObject> {
+    let p = FabParams { eps, steps, restarts, alpha_max, eta, beta, targeted, n_target_classes };
+    run_kernel(py, model, inputs, labels, move |m, x, y| fab(m, x, y, p))
 }
 
 /// Square Attack, L-inf (Andriushchenko et al., 2020, https://arxiv.org/abs/1912.00049).
@@ -239,6 +319,7 @@ pub fn py_surface_directions(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: P
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_apgd, m)?)?;
+    m.add_function(wrap_pyfunction!(py_fab, m)?)?;
     m.add_function(wrap_pyfunction!(py_square, m)?)?;
     m.add_function(wrap_pyfunction!(py_surface, m)?)?;
     m.add_function(wrap_pyfunction!(py_surface_directions, m)?)?;

@@ -1,0 +1,146 @@
+//! The L-inf Fast Adaptive Boundary attack (Croce & Hein, 2020,
+//! arXiv:1907.02044), untargeted and FAB-T, with torchattacks
+//! 3.5.1's (AutoAttack's `fab_pt.py`) arithmetic. Each step, from the iterate
+//! `x_k` and the original point `x_0`:
+//!
+//! * linearize the model at `x_k` and pick the closest boundary `s`
+//!   (`argmin_k |f_k - f_y| / ||grad f_k - grad f_y||_1`, the L-inf distance
+//!   to the linearized boundary of class `k`; FAB-T: the
+//!   target's boundary);
+//! * project both `x_k` and `x_0` onto that hyperplane within [0, 1]
+//!   (`projection::projection_linf`), steps `d_k`, `d_0`;
+//! * `x_{k+1} = clip((1 - a)(x_k + eta d_k) + a (x_0 + eta d_0))` with
+//!   `a = min(|d_k| / (|d_k| + |d_0|), alpha_max)` (L-inf norms);
+//! * where `x_{k+1}` is misclassified, step back: `x_0 + beta (x_{k+1} - x_0)`.
+//!
+//! FAB minimises the distance; AutoAttack and this kernel only ask whether a
+//! misclassified point lies within `eps`. So a sample is final, and costs no
+//! more passes, as soon as an iterate within `eps` fools the model, and that
+//! iterate is returned (torchattacks returns the nearest iterate of the run;
+//! both fool the same samples). Points the model already misclassifies are
+//! returned unchanged. The first run starts at the input, the later ones
+//! (`restarts`) at a random point of the half eps-ball.
+mod projection;
+mod run;
+
+use crate::error::{invalid, LfrError, Result};
+use crate::eval::dlr::ranked_class;
+use crate::eval::fab::run::single_run;
+use crate::inputs::{check_batch, check_count, check_non_negative, check_positive};
+use crate::model::{check_label_range, checked_logits, num_classes, predict, CheckedModel, Model};
+use tch::Tensor;
+
+#[derive(Debug, Clone, Copy)]
+pub struct FabParams {
+    pub eps: f64,
+    pub steps: i64,
+    pub restarts: i64,
+    /// Largest weight of the step from the original point.
+    pub alpha_max: f64,
+    /// Overshoot of the projections.
+    pub eta: f64,
+    /// Backward step towards the original point after a success.
+    pub beta: f64,
+    /// FAB-T: one run per target among the `n_target_classes` classes the
+    /// model ranks highest after the true one; `labels` stay the true labels
+    /// and success is any misclassification, as in AutoAttack.
+    pub targeted: bool,
+    pub n_target_classes: i64,
+}
+
+impl FabParams {
+    fn check(&self) -> Result<()> {
+        check_non_negative("eps", self.eps)?;
+        check_count("steps", self.steps)?;
+        check_count("restarts", self.restarts)?;
+        check_count("n_target_classes", self.n_target_classes)?;
+        check_positive("eta", self.eta)?;
+        if !(0.0..=1.0).contains(&self.alpha_max) {
+            return invalid(format!("alpha_max must lie in [0, 1], got {}", self.alpha_max));
+        }
+        if !(self.beta > 0.0 && self.beta <= 1.0) {
+            return invalid(format!("beta must lie in (0, 1], got {}", self.beta));
+        }
+        Ok(())
+    }
+}
+
+/// FAB; with `targeted`, FAB-T. Returns per sample the first iterate within
+/// `eps` that fools the model over all runs (restarts, targets), run only on
+/// the points still robust, or the input where none did.
+pub fn fab(model: &impl Model, x: &Tensor, y: &Tensor, p: FabParams) -> Result<Tensor> {
+    p.check()?;
+    let labels = check_batch(x, y)?;
+    let x = x.f_detach()?;
+    if x.numel() == 0 {
+        return Ok(x.f_detach_copy()?);
+    }
+    let model = &CheckedModel::new(model, Some(&labels))?;
+    model.finish(fab_checked(model, &x, &labels, &p))
+}
+
+fn fab_checked(model: &impl Model, x: &Tensor, labels: &Tensor, p: &FabParams) -> Result<Tensor> {
+    let clean = tch::no_grad(|| checked_logits(model, x))?;
+    check_label_range(labels, &clean)?;
+    let classes = num_classes(&clean);
+    if p.targeted && p.n_target_classes > classes - 1 {
+        return Err(LfrError::InvalidArgument(format!(
+            "n_target_classes must be at most classes - 1 = {}, got {}",
+            classes - 1,
+            p.n_target_classes
+        )));
+    }
+    let mut out = x.f_detach_copy()?;
+    let mut robust = predict(&clean)?.f_eq_tensor(labels)?;
+    let ranks: Vec<Option<i64>> = if p.targeted { (2..p.n_target_classes + 2).map(Some).collect() } else { vec![None] };
+    for rank in ranks {
+        let targets = rank.map(|r| ranked_class(&clean, r)).transpose()?;
+        for restart in 0..p.restarts {
+            let todo = robust.f_nonzero()?.f_squeeze_dim(1)?;
+            if todo.numel() == 0 {
+                return Ok(out);
+            }
+            let xs = x.f_index_select(0, &todo)?;
+            let ys = labels.f_index_select(0, &todo)?;
+            let ts = targets.as_ref().map(|t| t.f_index_select(0, &todo)).transpose()?;
+            let (fooled, adv) = tch::no_grad(|| single_run(model, &xs, &ys, ts.as_ref(), p, restart > 0))?;
+            let rows = fooled.f_nonzero()?.f_squeeze_dim(1)?;
+            if rows.numel() > 0 {
+                let at = todo.f_index_select(0, &rows)?;
+                out = out.f_index_copy(0, &at, &adv.f_index_select(0, &rows)?)?;
+                robust = robust.f_index_fill(0, &at, 0)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    fn params(targeted: bool) -> FabParams {
+        FabParams { eps: 0.2, steps: 10, restarts: 1, alpha_max: 0.1, eta: 1.05, beta: 0.9, targeted, n_target_classes: 1 }
+    }
+
+    #[test]
+    fn linear_model_is_fooled_inside_the_ball() {
+        // logits = [x_0 - x_1, 0, x_1 - x_0]: class 0 until x_1 > x_0, then class 2.
+        let w = Tensor::from_slice(&[1.0f64, -1.0, 0.0, 0.0, -1.0, 1.0]).reshape([3, 2]);
+        let model = move |x: &Tensor| -> Result<Tensor> { Ok(x.f_matmul(&w.f_transpose(0, 1)?)?) };
+        let x = Tensor::from_slice(&[0.55f64, 0.45, 0.9, 0.1]).reshape([2, 2]);
+        let y = Tensor::from_slice(&[0i64, 0]);
+        for targeted in [false, true] {
+            let adv = fab(&model, &x, &y, params(targeted)).unwrap();
+            let d = Vec::<f64>::try_from((&adv - &x).abs().amax([1i64].as_slice(), false)).unwrap();
+            // the close point needs 0.05 (the boundary), with overshoot eta: 0.0525
+            assert!(d[0] > 0.05 && d[0] <= 0.2, "{d:?}");
+            assert_eq!(d[1], 0.0, "the far point (0.4 away) is returned as it is");
+            let pred = Vec::<i64>::try_from(model(&adv).unwrap().argmax(1, false).to_kind(Kind::Int64)).unwrap();
+            assert_eq!(pred, vec![2, 0], "targeted: {targeted}");
+        }
+        assert!(fab(&model, &x, &y, FabParams { beta: 0.0, ..params(false) }).is_err());
+        assert!(fab(&model, &x, &y, FabParams { n_target_classes: 3, ..params(true) }).is_err());
+    }
+}
