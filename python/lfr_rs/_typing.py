@@ -12,6 +12,6 @@ __all__ = ["Hvp", "Loss", "Norm", "Start", "SurfaceKind"]
 
 # evaluation
 ApgdLoss = Literal["ce", "dlr"]
-CascadeAttack = Literal["apgd-ce", "apgd-dlr", "apgd-t", "square"]
+CascadeAttack = Literal["apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square"]
 Protocol = Literal["paper", "strong", "both"]
 __all__ += ["ApgdLoss", "CascadeAttack", "Protocol"]

@@ -22,13 +22,22 @@ from lfr_rs.evaluation.checks import MaskingReport, run_checks
 from lfr_rs.evaluation.harness import AttackFn, run_attacks
 from lfr_rs.evaluation.protocols import strong_attacks
 
-__all__ = ["AttackStats", "CASCADE_ATTACKS", "DEFAULT_ATTACKS", "RobustAccuracy", "format_strong_table", "masking_report",
-           "robust_accuracy"]
+__all__ = ["AttackStats", "CASCADE_ATTACKS", "DEFAULT_ATTACKS", "STANDARD_ATTACKS", "RobustAccuracy", "format_strong_table",
+           "masking_report", "robust_accuracy"]
 
 CASCADE_ATTACKS: Tuple[CascadeAttack, ...] = get_args(CascadeAttack)
-#: ``attacks=None``: AutoAttack's standard list for each norm (Square is L-inf only)
+#: ``attacks=None``: AutoAttack's standard list for each norm without FAB-T (Square and FAB are L-inf only here)
 DEFAULT_ATTACKS: Dict[str, Tuple[CascadeAttack, ...]] = {"linf": ("apgd-ce", "apgd-t", "square"),
                                                          "l2": ("apgd-ce", "apgd-t")}
+#: ``attacks="standard"``: AutoAttack's ``version="standard"`` for L-inf (fra31/auto-attack, ``autoattack.py``:
+#: APGD-CE, APGD-T over 9 targets, FAB-T over 9 targets, Square with 5000 queries; 100 iterations, 1 restart)
+STANDARD_ATTACKS: Tuple[CascadeAttack, ...] = ("apgd-ce", "apgd-t", "fab-t", "square")
+STANDARD_BUDGET: Dict[str, Any] = {"steps": 100, "n_target_classes": None, "queries": 5000, "restarts": 1}
+#: what each preset matches, recorded with the result
+PRESET_NOTES: Dict[str, str] = {
+    "standard": "AutoAttack version='standard' (fra31/auto-attack 0.1): APGD-CE, APGD-T (9 targets), FAB-T (9 targets), "
+                "Square (5000 queries), 100 iterations, 1 restart; L-inf",
+}
 #: ``n_target_classes=None``: AutoAttack's 9 target classes, fewer when the model has fewer than 10 classes
 MAX_TARGET_CLASSES = 9
 #: the DLR losses read the 3rd (untargeted) and 4th (targeted) largest logit: models with fewer classes cannot run them
@@ -120,9 +129,13 @@ def robust_accuracy(
     ``attacks`` (a name or a sequence of distinct names) run in order, each
     only on the points all earlier ones failed on: ``"apgd-ce"``,
     ``"apgd-dlr"`` (APGD with the CE / DLR loss), ``"apgd-t"`` (APGD-T,
-    targeted DLR over ``n_target_classes`` targets) and ``"square"`` (Square,
-    ``queries`` queries; L-inf only). ``attacks=None`` runs AutoAttack's list
-    for the norm (``DEFAULT_ATTACKS``: APGD-CE, APGD-T and Square for L-inf,
+    targeted DLR over ``n_target_classes`` targets), ``"fab"`` / ``"fab-t"``
+    (FAB, untargeted / over ``n_target_classes`` targets, ``steps``
+    iterations; L-inf only) and ``"square"`` (Square, ``queries`` queries;
+    L-inf only). ``attacks="standard"`` is AutoAttack's ``version="standard"``
+    (``STANDARD_ATTACKS``: APGD-CE, APGD-T, FAB-T, Square) with its budgets,
+    which are then the only ones accepted. ``attacks=None`` runs the cheaper
+    default for the norm (``DEFAULT_ATTACKS``: APGD-CE, APGD-T and Square for L-inf,
     APGD-CE and APGD-T for L2; without APGD-T for models with fewer than 4
     classes, whose targeted DLR loss it cannot compute); ``n_target_classes=None``
     takes ``min(9, classes - 1)``. ``inputs`` must be on the model's device; the
@@ -150,12 +163,17 @@ def robust_accuracy(
     check_pair(inputs, labels)
     if norm not in get_args(Norm):
         raise ValueError(f"unknown norm {norm!r}; expected one of {get_args(Norm)}")
-    defaults = attacks is None
-    attacks = attack_names(DEFAULT_ATTACKS[norm] if defaults else attacks, CASCADE_ATTACKS)
+    preset = attacks if attacks == "standard" else None
+    if preset is not None:
+        _check_standard(norm, steps=steps, n_target_classes=n_target_classes, queries=queries, restarts=restarts)
+        attacks = STANDARD_ATTACKS
+    defaults = attacks is None or preset is not None
+    attacks = attack_names(DEFAULT_ATTACKS[norm] if attacks is None else attacks, CASCADE_ATTACKS)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if norm != "linf" and "square" in attacks:
-        raise ValueError("square is the L-inf Square Attack; use norm='linf' or leave it out of attacks")
+    l_inf_only = [a for a in attacks if a in ("square", "fab", "fab-t")]
+    if norm != "linf" and l_inf_only:
+        raise ValueError(f"{', '.join(l_inf_only)}: L-inf attacks here; use norm='linf' or leave them out of attacks")
 
     def table(classes: Optional[int]) -> Dict[str, AttackFn]:
         return strong_attacks(_fit_to_classes(attacks, classes, defaults), eps=eps, norm=norm, steps=steps,
@@ -179,6 +197,9 @@ def robust_accuracy(
         before = after
     settings = {"steps": steps, "n_target_classes": _targets(n_target_classes, run.classes), "queries": queries,
                 "restarts": restarts, "seed": seed, "attack_order": list(run.correct)}
+    if preset is not None:
+        settings["preset"] = preset
+        settings["matches"] = PRESET_NOTES[preset]
     if exact:
         settings["world_size"] = run.world_size
     result = RobustAccuracy(
@@ -195,6 +216,17 @@ def robust_accuracy(
             result.masking = run_checks(model, inputs, labels, eps=eps, norm=norm, cascade=result,
                                         batch_size=batch_size, progress=progress)
     return result
+
+
+def _check_standard(norm: str, **budget: Any) -> None:
+    """``attacks="standard"`` is AutoAttack's set with AutoAttack's budgets: other budgets are refused."""
+    if norm != "linf":
+        raise ValueError("attacks='standard' is AutoAttack's L-inf standard set (FAB and Square are L-inf only here); "
+                         "for L2 pass attacks=None (APGD-CE, APGD-T) or a list of names")
+    changed = [f"{k}={v!r} (AutoAttack: {STANDARD_BUDGET[k]!r})" for k, v in budget.items() if v != STANDARD_BUDGET[k]]
+    if changed:
+        raise ValueError(f"attacks='standard' runs AutoAttack's budgets; got {', '.join(changed)}: pass the list "
+                         f"{list(STANDARD_ATTACKS)} to change them")
 
 
 def _targets(n_target_classes: Optional[int], classes: Optional[int]) -> int:

@@ -6,7 +6,7 @@
   keeping each sample's first misclassified iterate, MI-FGSM, and DDN projected
   onto the L-inf ball (with its raw L2 norms and raw outcome as extras);
 * :func:`paper_attacks`: the authors' MNIST_eval.py (``paper_protocol``);
-* :func:`strong_attacks`: APGD-CE, APGD-DLR, APGD-T and Square for
+* :func:`strong_attacks`: APGD-CE, APGD-DLR, APGD-T, FAB, FAB-T and Square for
   :func:`lfr_rs.robust_accuracy`, which runs its table in the harness's
   cascade mode (each attack only on the survivors of the ones before).
 """
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from lfr_rs._checks import check_logits
-from lfr_rs.attacks import apgd, ddn, fgsm, mifgsm, pgd, square
+from lfr_rs.attacks import apgd, ddn, fab, fgsm, mifgsm, pgd, square
 from lfr_rs.evaluation.harness import AttackFn
 
 __all__ = ["ATTACKS", "Attack", "PAPER_ATTACKS", "default_attacks", "paper_attacks", "strong_attacks"]
@@ -65,6 +65,8 @@ def strong_attacks(names: Sequence[str], *, eps: float, norm: str, steps: int, n
         "apgd-dlr": partial(apgd, eps=eps, steps=steps, norm=norm, loss="dlr", restarts=restarts),
         "apgd-t": partial(apgd, eps=eps, steps=steps, norm=norm, loss="dlr", targeted=True,
                           n_target_classes=n_target_classes, restarts=restarts),
+        "fab": partial(fab, eps=eps, steps=steps, restarts=restarts),
+        "fab-t": partial(fab, eps=eps, steps=steps, restarts=restarts, targeted=True, n_target_classes=n_target_classes),
         "square": partial(square, eps=eps, queries=queries, restarts=restarts),
     }
     return {a: table[a] for a in names}
