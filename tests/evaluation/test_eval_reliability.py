@@ -148,6 +148,8 @@ def test_a_single_attack_name_is_accepted(m, x, y):
     assert list(r.attacks) == ["square"] and r.settings["attack_order"] == ["square"]
     assert paper_protocol(m, x, y, **{**PAPER, "attacks": "mifgsm"})["attacks"] == ["mifgsm"]
     with pytest.raises(ValueError, match="unknown attack"):
+        robust_accuracy(m, x, y, attacks="squares", **FAST)
+    with pytest.raises(ValueError, match="AutoAttack's budgets"):  # "standard" is AutoAttack's set, at its budgets
         robust_accuracy(m, x, y, attacks="standard", **FAST)
 
 
