@@ -7,6 +7,7 @@ pub mod dlr;
 pub mod fab;
 pub mod square;
 pub mod surface;
+pub mod survivors;
 
 pub use apgd::{apgd, ApgdLoss, ApgdParams};
 pub use fab::{fab, FabParams};

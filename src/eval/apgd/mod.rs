@@ -22,12 +22,11 @@ pub mod run;
 
 pub use crate::eval::apgd::params::{ApgdLoss, ApgdParams};
 
-use crate::error::{LfrError, Result};
+use crate::error::Result;
 use crate::eval::apgd::run::{random_start, Run};
-use crate::eval::dlr::ranked_class;
+use crate::eval::survivors::{checked, on_survivors, Schedule};
 use crate::grad::grad;
-use crate::inputs::check_batch;
-use crate::model::{check_label_range, checked_logits, num_classes, predict, CheckedModel, Model};
+use crate::model::{checked_logits, predict, Model};
 use tch::{Kind, Tensor};
 
 /// One forward and one backward: per-sample loss, predicted class and the
@@ -111,50 +110,9 @@ fn single_run(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p:
 /// points still robust, or the input where none did.
 pub fn apgd(model: &impl Model, x: &Tensor, y: &Tensor, p: ApgdParams) -> Result<Tensor> {
     p.check()?;
-    let labels = check_batch(x, y)?;
-    let x = x.f_detach()?;
-    if x.numel() == 0 {
-        return Ok(x.f_detach_copy()?);
-    }
-    let model = &CheckedModel::new(model, Some(&labels))?;
-    model.finish(apgd_checked(model, &x, &labels, &p))
-}
-
-fn apgd_checked(model: &impl Model, x: &Tensor, labels: &Tensor, p: &ApgdParams) -> Result<Tensor> {
-    let clean = tch::no_grad(|| checked_logits(model, x))?;
-    check_label_range(labels, &clean)?;
-    let classes = num_classes(&clean);
-    if p.targeted && p.n_target_classes > classes - 1 {
-        return Err(LfrError::InvalidArgument(format!(
-            "n_target_classes must be at most classes - 1 = {}, got {}",
-            classes - 1,
-            p.n_target_classes
-        )));
-    }
-    let mut out = x.f_detach_copy()?;
-    let mut robust = predict(&clean)?.f_eq_tensor(labels)?;
-    let ranks: Vec<Option<i64>> = if p.targeted { (2..p.n_target_classes + 2).map(Some).collect() } else { vec![None] };
-    tch::with_grad(|| {
-        for rank in ranks {
-            let targets = rank.map(|r| ranked_class(&clean, r)).transpose()?;
-            for _ in 0..p.restarts {
-                let todo = robust.f_nonzero()?.f_squeeze_dim(1)?;
-                if todo.numel() == 0 {
-                    return Ok(out.shallow_clone());
-                }
-                let xs = x.f_index_select(0, &todo)?;
-                let ys = labels.f_index_select(0, &todo)?;
-                let ts = targets.as_ref().map(|t| t.f_index_select(0, &todo)).transpose()?;
-                let (fooled, adv) = single_run(model, &xs, &ys, ts.as_ref(), p)?;
-                let rows = fooled.f_nonzero()?.f_squeeze_dim(1)?;
-                if rows.numel() > 0 {
-                    let at = todo.f_index_select(0, &rows)?;
-                    out = out.f_index_copy(0, &at, &adv.f_index_select(0, &rows)?)?;
-                    robust = robust.f_index_fill(0, &at, 0)?;
-                }
-            }
-        }
-        Ok(out.shallow_clone())
+    let schedule = Schedule { targeted: p.targeted, n_target_classes: p.n_target_classes, restarts: p.restarts };
+    checked(model, x, y, |model, x, labels| {
+        on_survivors(model, x, labels, schedule, |xs, ys, ts, _| tch::with_grad(|| single_run(model, xs, ys, ts, &p)))
     })
 }
 

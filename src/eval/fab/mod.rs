@@ -23,11 +23,11 @@
 mod projection;
 mod run;
 
-use crate::error::{invalid, LfrError, Result};
-use crate::eval::dlr::ranked_class;
+use crate::error::{invalid, Result};
 use crate::eval::fab::run::single_run;
-use crate::inputs::{check_batch, check_count, check_non_negative, check_positive};
-use crate::model::{check_label_range, checked_logits, num_classes, predict, CheckedModel, Model};
+use crate::eval::survivors::{checked, on_survivors, Schedule};
+use crate::inputs::{check_count, check_non_negative, check_positive};
+use crate::model::Model;
 use tch::Tensor;
 
 #[derive(Debug, Clone, Copy)]
@@ -70,49 +70,12 @@ impl FabParams {
 /// the points still robust, or the input where none did.
 pub fn fab(model: &impl Model, x: &Tensor, y: &Tensor, p: FabParams) -> Result<Tensor> {
     p.check()?;
-    let labels = check_batch(x, y)?;
-    let x = x.f_detach()?;
-    if x.numel() == 0 {
-        return Ok(x.f_detach_copy()?);
-    }
-    let model = &CheckedModel::new(model, Some(&labels))?;
-    model.finish(fab_checked(model, &x, &labels, &p))
-}
-
-fn fab_checked(model: &impl Model, x: &Tensor, labels: &Tensor, p: &FabParams) -> Result<Tensor> {
-    let clean = tch::no_grad(|| checked_logits(model, x))?;
-    check_label_range(labels, &clean)?;
-    let classes = num_classes(&clean);
-    if p.targeted && p.n_target_classes > classes - 1 {
-        return Err(LfrError::InvalidArgument(format!(
-            "n_target_classes must be at most classes - 1 = {}, got {}",
-            classes - 1,
-            p.n_target_classes
-        )));
-    }
-    let mut out = x.f_detach_copy()?;
-    let mut robust = predict(&clean)?.f_eq_tensor(labels)?;
-    let ranks: Vec<Option<i64>> = if p.targeted { (2..p.n_target_classes + 2).map(Some).collect() } else { vec![None] };
-    for rank in ranks {
-        let targets = rank.map(|r| ranked_class(&clean, r)).transpose()?;
-        for restart in 0..p.restarts {
-            let todo = robust.f_nonzero()?.f_squeeze_dim(1)?;
-            if todo.numel() == 0 {
-                return Ok(out);
-            }
-            let xs = x.f_index_select(0, &todo)?;
-            let ys = labels.f_index_select(0, &todo)?;
-            let ts = targets.as_ref().map(|t| t.f_index_select(0, &todo)).transpose()?;
-            let (fooled, adv) = tch::no_grad(|| single_run(model, &xs, &ys, ts.as_ref(), p, restart > 0))?;
-            let rows = fooled.f_nonzero()?.f_squeeze_dim(1)?;
-            if rows.numel() > 0 {
-                let at = todo.f_index_select(0, &rows)?;
-                out = out.f_index_copy(0, &at, &adv.f_index_select(0, &rows)?)?;
-                robust = robust.f_index_fill(0, &at, 0)?;
-            }
-        }
-    }
-    Ok(out)
+    let schedule = Schedule { targeted: p.targeted, n_target_classes: p.n_target_classes, restarts: p.restarts };
+    checked(model, x, y, |model, x, labels| {
+        on_survivors(model, x, labels, schedule, |xs, ys, ts, restart| {
+            tch::no_grad(|| single_run(model, xs, ys, ts, &p, restart > 0))
+        })
+    })
 }
 
 #[cfg(test)]
