@@ -11,6 +11,7 @@ set, and per-rank integer counts are combined exactly with :func:`all_sum`.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
@@ -66,8 +67,12 @@ def init_from_env(device: Union[str, torch.device, None] = None) -> bool:
 
 def shutdown() -> None:
     """Destroys the default process group if one is initialized; a no-op otherwise
-    (and after a first call). :func:`init_from_env` registers it with ``atexit``."""
+    (and after a first call). :func:`init_from_env` registers it with ``atexit``.
+    Objects in reference cycles that hold the group (a ``DistributedDataParallel``
+    wrapper) are collected first, so that the group's threads end here and not
+    in the interpreter's teardown."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -311,7 +311,7 @@ def test_resaved_checkpoint_says_what_it_is_and_how_to_load_it(tmp_path, capsys)
 # --- torchrun ----------------------------------------------------------------------------------
 
 WORKER = """
-import sys, warnings
+import os, sys, warnings
 import torch
 import ddp_cases
 from lfr_rs import distributed
@@ -326,6 +326,9 @@ with warnings.catch_warnings():
     r = robust_accuracy(ddp_cases._teacher(), x, y, **SETTINGS)
 if distributed.is_main():
     torch.save({"n": r.n, "masking": r.masking.summary()}, sys.argv[1])
+distributed.shutdown()  # then leave without the interpreter's teardown, where gloo's threads can abort
+sys.stdout.flush()
+os._exit(0)
 """
 
 
