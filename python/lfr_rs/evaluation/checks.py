@@ -6,9 +6,11 @@ a few attacks of their own; they never run the cascade (as AutoAttack's
 
 from __future__ import annotations
 
+import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import torch
 from torch import Tensor
@@ -18,6 +20,7 @@ from lfr_rs._modes import enter_eval, restore_modes
 from lfr_rs._checks import check_logits, check_pair
 from lfr_rs._typing import Norm
 from lfr_rs.attacks import apgd, pgd
+from lfr_rs.evaluation.counting import PassCounter
 from lfr_rs.regularizers import grad_norm_penalty
 
 __all__ = ["GradientMaskingWarning", "MaskingReport", "THRESHOLDS", "run_checks"]
@@ -48,14 +51,26 @@ class MaskingReport:
     square_attacked: Optional[int] = None
     #: share of points whose input gradient is exactly 0 or non-finite
     dead_gradients: Optional[float] = None
-    #: accuracy under APGD at eps = 1 on at most ``eps1_n`` points (L-inf only)
+    #: accuracy at eps = 1 on at most ``eps1_n`` points (L-inf only): APGD's
+    #: on the points the cascade left standing, the others counted as fooled
     eps1_accuracy: Optional[float] = None
+    #: points the eps = 1 check attacked (the cascade's survivors among its first ``eps1_n``)
+    eps1_attacked: Optional[int] = None
     #: two forward passes of the same batch differ
     randomized: Optional[bool] = None
     warnings: List[str] = field(default_factory=list)
+    #: per check (``"pgd"``, ``"dead_gradients"``, ``"eps1"``, ``"randomized"``):
+    #: image-forward and image-backward passes it spent, summed over ranks
+    forward: Dict[str, int] = field(default_factory=dict)
+    backward: Dict[str, int] = field(default_factory=dict)
+    #: per check, seconds (the slowest rank's); left out of ``summary()``,
+    #: which repeats exactly when the run does
+    seconds: Dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> Dict[str, Any]:
-        return dict(vars(self))
+        out = dict(vars(self))
+        out.pop("seconds")
+        return out
 
 
 def _correct(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, batch_size: int) -> Tensor:
@@ -85,7 +100,10 @@ def run_checks(
        that every gradient attack failed on;
     3. the input gradient of the loss is exactly zero or non-finite for more
        than 5% of the points;
-    4. (L-inf) accuracy at eps = 1.0, where any image is reachable, is not 0;
+    4. (L-inf) accuracy at eps = 1.0, where any image is reachable, is not 0
+       (APGD runs only on the points the cascade left standing: one it
+       fooled within ``eps`` is fooled within 1, whose ball holds the
+       whole image range);
     5. two forward passes of the same inputs differ (a randomized model).
 
     ``cascade`` is a ``robust_accuracy`` result on the same inputs. The checks
@@ -107,7 +125,8 @@ def run_checks(
     modes = enter_eval(model)
     try:
         _run_checks(report, model, inputs[start:stop], labels[start:stop], eps=eps, norm=norm, cascade=cascade,
-                    batch_size=batch_size, eps1_rows=max(0, min(stop, eps1_n) - start))
+                    batch_size=batch_size, eps1_rows=max(0, min(stop, eps1_n) - start),
+                    standing=_standing(cascade, n)[start:stop])
     finally:
         restore_modes(modes)
     if warn:
@@ -116,34 +135,74 @@ def run_checks(
     return report
 
 
+def _standing(cascade: Any, n: int) -> Tensor:
+    """``(n,)`` bool: the points the cascade left correctly classified (all of
+    them when the result carries no per-sample mask)."""
+    robust = getattr(cascade, "robust", None)
+    if isinstance(robust, Tensor) and robust.shape == (n,):
+        return robust.detach().to("cpu", torch.bool)
+    return torch.ones(n, dtype=torch.bool)
+
+
+class _Costs:
+    """Counts the passes and seconds each check spends on the model."""
+
+    def __init__(self, model: Any, report: MaskingReport) -> None:
+        self.model, self.report = PassCounter(model), report
+
+    @contextmanager
+    def check(self, name: str) -> Iterator[PassCounter]:
+        before, tic = self.model.snapshot(), time.perf_counter()
+        try:
+            yield self.model
+        finally:
+            after = self.model.snapshot()
+            self.report.forward[name] = after[0] - before[0]
+            self.report.backward[name] = after[1] - before[1]
+            self.report.seconds[name] = time.perf_counter() - tic
+
+
 def _run_checks(report: MaskingReport, model: Any, x: Tensor, y: Tensor, *, eps: float, norm: str, cascade: Any,
-                batch_size: int, eps1_rows: int) -> None:
+                batch_size: int, eps1_rows: int, standing: Tensor) -> None:
     """Fills ``report`` from this rank's rows ``x`` (the first ``eps1_rows``
-    of them in the eps = 1 check), the counts summed over ranks."""
+    of them in the eps = 1 check, attacked where ``standing``), the counts
+    summed over ranks."""
+    costs = _Costs(model, report)
     batches = list(zip(x.split(batch_size), y.split(batch_size)))
     gradient = [s for name, s in cascade.attacks.items() if name.startswith("apgd")]
     pgd_robust = 0
     if gradient:
-        for xb, yb in batches:
-            adv = pgd(model, xb, yb, eps=eps, alpha=2.5 * eps / 40, steps=40, norm=norm, keep_best=True)
-            pgd_robust += int((_correct(model, adv, yb, batch_size) & _correct(model, xb, yb, batch_size)).sum())
+        with costs.check("pgd") as m:
+            for xb, yb in batches:
+                adv = pgd(m, xb, yb, eps=eps, alpha=2.5 * eps / 40, steps=40, norm=norm, keep_best=True)
+                pgd_robust += int((_correct(m, adv, yb, batch_size) & _correct(m, xb, yb, batch_size)).sum())
     dead = 0
-    for xb, yb in batches:
-        penalties = grad_norm_penalty(model, xb, yb, p=1).detach()
-        dead += int(((penalties == 0) | ~torch.isfinite(penalties)).sum())
-    eps1_correct = 0
+    with costs.check("dead_gradients") as m:
+        for xb, yb in batches:
+            penalties = grad_norm_penalty(m, xb, yb, p=1).detach()
+            dead += int(((penalties == 0) | ~torch.isfinite(penalties)).sum())
+    eps1_correct, eps1_attacked = 0, 0
     if norm == "linf":
-        for xb, yb in zip(x[:eps1_rows].split(batch_size), y[:eps1_rows].split(batch_size)):
-            adv = apgd(model, xb, yb, eps=1.0, steps=20, loss="ce")
-            eps1_correct += int(_correct(model, adv, yb, batch_size).sum())
+        rows = standing[:eps1_rows].nonzero().squeeze(1).to(x.device)
+        eps1_attacked = len(rows)
+        with costs.check("eps1") as m:
+            for xb, yb in zip(x[rows].split(batch_size), y[rows].split(batch_size)) if len(rows) else ():
+                adv = apgd(m, xb, yb, eps=1.0, steps=20, loss="ce")
+                eps1_correct += int(_correct(m, adv, yb, batch_size).sum())
     randomized = 0
-    if len(x):
-        with torch.no_grad():
+    with costs.check("randomized") as m, torch.no_grad():
+        if len(x):
             first = x[:batch_size]
-            a, b = check_logits(model(first), len(first)), check_logits(model(first), len(first))
-        randomized = int(not torch.allclose(a, b, rtol=1e-5, atol=1e-6))
-    n, pgd_robust, dead, eps1_correct, eps1_total, randomized = (int(v) for v in distributed.all_sum(
-        [len(x), pgd_robust, dead, eps1_correct, eps1_rows if norm == "linf" else 0, randomized]))
+            a, b = check_logits(m(first), len(first)), check_logits(m(first), len(first))
+            randomized = int(not torch.allclose(a, b, rtol=1e-5, atol=1e-6))
+    names = list(report.forward)
+    passes = [int(v) for v in distributed.all_sum([*report.forward.values(), *report.backward.values()])]
+    report.forward, report.backward = dict(zip(names, passes[:len(names)])), dict(zip(names, passes[len(names):]))
+    if distributed.world_size() > 1:
+        slowest = distributed.gather_objects(list(report.seconds.values()))
+        report.seconds = {name: max(r[i] for r in slowest) for i, name in enumerate(names)}
+    n, pgd_robust, dead, eps1_correct, eps1_total, eps1_attacked, randomized = (int(v) for v in distributed.all_sum(
+        [len(x), pgd_robust, dead, eps1_correct, eps1_rows if norm == "linf" else 0, eps1_attacked, randomized]))
 
     if gradient:
         report.apgd_accuracy = gradient[-1].accuracy
@@ -174,6 +233,7 @@ def _run_checks(report: MaskingReport, model: Any, x: Tensor, y: Tensor, *, eps:
         )
     if eps1_total:
         report.eps1_accuracy = eps1_correct / eps1_total
+        report.eps1_attacked = eps1_attacked
         if report.eps1_accuracy > THRESHOLDS["eps1_accuracy"]:
             report.warnings.append(
                 f"At eps = 1, where the attacker may choose any image, APGD leaves {100 * report.eps1_accuracy:.1f}% "
