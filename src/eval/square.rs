@@ -13,9 +13,10 @@
 //!
 //! Forward passes only: a model whose gradients are masked cannot hide from it.
 use crate::error::{invalid, LfrError, Result};
+use crate::eval::survivors::{checked, on_survivors, Schedule};
 use crate::inputs::{check_batch, check_count, check_non_negative};
 use crate::loss::Loss;
-use crate::model::{check_label_range, checked_logits, predict, CheckedModel, Model};
+use crate::model::{checked_logits, Model};
 use crate::norm::batch_view;
 use tch::{Device, Kind, Tensor};
 
@@ -125,38 +126,13 @@ fn single_run(model: &impl Model, x: &Tensor, y: &Tensor, p: &SquareParams) -> R
 /// misclassifies (restarts run only on the points still robust), or the input.
 pub fn square(model: &impl Model, x: &Tensor, y: &Tensor, p: SquareParams) -> Result<Tensor> {
     p.check()?;
-    let labels = check_batch(x, y)?;
     if x.dim() != 4 {
+        let _ = check_batch(x, y)?;
         return Err(LfrError::Shape(format!("square needs images of shape (N, C, H, W), got {:?}", x.size())));
     }
-    let x = x.f_detach()?;
-    if x.numel() == 0 {
-        return Ok(x.f_detach_copy()?);
-    }
-    let model = &CheckedModel::new(model, Some(&labels))?;
-    model.finish(square_checked(model, &x, &labels, &p))
-}
-
-fn square_checked(model: &impl Model, x: &Tensor, labels: &Tensor, p: &SquareParams) -> Result<Tensor> {
-    tch::no_grad(|| {
-        let clean = checked_logits(model, x)?;
-        check_label_range(labels, &clean)?;
-        let mut robust = predict(&clean)?.f_eq_tensor(labels)?;
-        let mut out = x.f_detach_copy()?;
-        for _ in 0..p.restarts {
-            let todo = robust.f_nonzero()?.f_squeeze_dim(1)?;
-            if todo.numel() == 0 {
-                break;
-            }
-            let (fooled, adv) = single_run(model, &x.f_index_select(0, &todo)?, &labels.f_index_select(0, &todo)?, p)?;
-            let rows = fooled.f_nonzero()?.f_squeeze_dim(1)?;
-            if rows.numel() > 0 {
-                let at = todo.f_index_select(0, &rows)?;
-                out = out.f_index_copy(0, &at, &adv.f_index_select(0, &rows)?)?;
-                robust = robust.f_index_fill(0, &at, 0)?;
-            }
-        }
-        Ok(out)
+    let schedule = Schedule { targeted: false, n_target_classes: 0, restarts: p.restarts };
+    checked(model, x, y, |model, x, labels| {
+        tch::no_grad(|| on_survivors(model, x, labels, schedule, |xs, ys, _, _| single_run(model, xs, ys, &p)))
     })
 }
 
