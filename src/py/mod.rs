@@ -8,6 +8,7 @@ pub mod errors;
 pub mod eval;
 pub mod model;
 pub mod regularizers;
+pub mod surface;
 pub mod tensor;
 
 use pyo3::prelude::*;
@@ -37,6 +38,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     data::register(m)?;
     regularizers::register(m)?;
     eval::register(m)?;
+    surface::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
