@@ -13,3 +13,5 @@ pub use apgd::{apgd, ApgdLoss, ApgdParams};
 pub use fab::{fab, FabParams};
 pub use square::{square, SquareParams};
 pub use surface::{surface, surface_directions, SurfaceKind, SurfaceParams};
+#[cfg(test)]
+pub(crate) mod fixtures;

@@ -123,11 +123,7 @@ mod tests {
 
     #[test]
     fn linear_model_is_fooled_inside_the_ball() {
-        // logits = [x_0 - x_1, 0, x_1 - x_0]: class 0 until x_1 > x_0.
-        let w = Tensor::from_slice(&[1.0f64, -1.0, 0.0, 0.0, -1.0, 1.0]).reshape([3, 2]);
-        let model = move |x: &Tensor| -> Result<Tensor> { Ok(x.f_matmul(&w.f_transpose(0, 1)?)?) };
-        let x = Tensor::from_slice(&[0.55f64, 0.45, 0.9, 0.1]).reshape([2, 2]);
-        let y = Tensor::from_slice(&[0i64, 0]);
+        let (model, x, y) = crate::eval::fixtures::linear_model_and_points();
         for norm in [Norm::Linf, Norm::L2] {
             let p = ApgdParams {
                 eps: 0.2,
