@@ -60,3 +60,36 @@ def test_eps1_points_beyond_the_set_are_not_counted(trained_cnn, batch):
     cascade, report = _cascade_and_report(Rounded(trained_cnn), batch, n=24, eps=0.1, eps1_n=100)
     assert report.eps1_attacked == int(cascade.robust.sum())
     assert report.eps1_accuracy * 24 == pytest.approx(round(report.eps1_accuracy * 24))
+
+
+def test_pgd_rule_compares_counts_not_float32_shares():
+    from lfr_rs.evaluation.checks import THRESHOLDS, _pgd_gap
+    apgd = float(torch.tensor(41, dtype=torch.float32) / 50)  # the share robust_accuracy stores: 0.8199999...
+    assert 42 / 50 - apgd > THRESHOLDS["pgd_over_apgd"]  # subtracting shares would fire on one point in 50
+    assert _pgd_gap(42, apgd, 50) == THRESHOLDS["pgd_over_apgd"] == 0.02
+    assert _pgd_gap(43, apgd, 50) > THRESHOLDS["pgd_over_apgd"]
+
+
+def test_pgd_rule_fires_above_the_threshold_only(trained_cnn, batch):
+    x, y = batch[0][:50], batch[1][:50]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lfr_rs.GradientMaskingWarning)
+        probe = lfr_rs.masking_report(trained_cnn, x, y, eps=0.02, cascade=_fake(x, 1.0), eps1_n=0)
+    k = round(probe.pgd_accuracy * 50)
+    assert k >= 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lfr_rs.GradientMaskingWarning)
+        quiet = lfr_rs.masking_report(trained_cnn, x, y, eps=0.02, cascade=_fake(x, float(torch.tensor(k - 1.0) / 50)),
+                                      eps1_n=0)
+    assert quiet.pgd_accuracy == k / 50 and quiet.warnings == []
+    with pytest.warns(lfr_rs.GradientMaskingWarning, match="PGD-40 reports"):
+        lfr_rs.masking_report(trained_cnn, x, y, eps=0.02, cascade=_fake(x, float(torch.tensor(k - 2.0) / 50)), eps1_n=0)
+
+
+def _fake(x, accuracy):
+    """A cascade result whose only gradient attack left ``accuracy`` of the points standing."""
+    from lfr_rs.evaluation import AttackStats, RobustAccuracy
+    n = len(x)
+    stats = AttackStats("apgd-ce", accuracy=accuracy, fooled=0, attacked=n, seconds=0.0, forward=0, backward=0)
+    return RobustAccuracy(n=n, eps=0.02, norm="linf", clean=1.0, attacks={"apgd-ce": stats}, worst=accuracy,
+                          robust=torch.ones(n, dtype=torch.bool), adversarial=x)
