@@ -14,7 +14,7 @@ class ShapeError(LfrError): ...
 class DeviceError(LfrError): ...
 class TorchError(LfrError): ...
 
-def fgsm(model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, eps: float, targeted: bool = False) -> torch.Tensor:
+def fgsm(model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, eps: float, targeted: bool = False, autocast: str | None = None) -> torch.Tensor:
     """Fast Gradient Sign Method."""
 
 def pgd(
@@ -31,6 +31,7 @@ def pgd(
     targeted: bool = False,
     restarts: int = 1,
     keep_best: bool = False,
+    autocast: str | None = None,
 ) -> torch.Tensor:
     """Projected Gradient Descent (L-inf or L2)."""
 
@@ -44,6 +45,7 @@ def mifgsm(
     steps: int = 10,
     decay: float = 1.0,
     targeted: bool = False,
+    autocast: str | None = None,
 ) -> torch.Tensor:
     """Momentum Iterative FGSM."""
 
@@ -57,6 +59,7 @@ def ddn(
     init_norm: float = 1.0,
     levels: Optional[int] = 256,
     targeted: bool = False,
+    autocast: str | None = None,
 ) -> torch.Tensor:
     """Decoupled Direction and Norm (minimal L2) attack."""
 
@@ -155,6 +158,7 @@ def apgd(
     n_target_classes: int = 9,
     restarts: int = 1,
     rho: float = 0.75,
+    autocast: str | None = None,
 ) -> torch.Tensor:
     """Auto-PGD (APGD; APGD-T with targeted=True)."""
 
@@ -171,6 +175,7 @@ def fab(
     beta: float = 0.9,
     targeted: bool = False,
     n_target_classes: int = 9,
+    autocast: str | None = None,
 ) -> torch.Tensor:
     """L-inf Fast Adaptive Boundary attack (FAB; FAB-T with targeted=True)."""
 
@@ -183,5 +188,6 @@ def square(
     queries: int = 5000,
     p_init: float = 0.8,
     restarts: int = 1,
+    autocast: str | None = None,
 ) -> torch.Tensor:
     """L-inf Square Attack (score-based, forward passes only)."""

@@ -5,6 +5,7 @@ use crate::attacks::mifgsm::{mifgsm, MifgsmParams};
 use crate::attacks::pgd::{pgd, PgdParams};
 use crate::py::args;
 use crate::py::call::run_kernel;
+use crate::py::model::with_autocast;
 use crate::py::tensor::PyTensor;
 use pyo3::prelude::*;
 
@@ -25,6 +26,10 @@ use pyo3::prelude::*;
 /// eps : float
 ///     L-inf budget.
 /// targeted : bool, default False
+/// autocast : {None, "bf16", "fp16"}, default None
+///     Run the model's forward under ``torch.autocast`` with this dtype (the
+///     logits come back float32); the iterate, projection and loss stay
+///     float32 (:mod:`lfr_rs.precision`).
 ///
 /// Shape
 /// -----
@@ -35,9 +40,10 @@ use pyo3::prelude::*;
 /// torch.Tensor
 ///     New detached adversarial batch with the inputs' shape, dtype and device.
 #[pyfunction]
-#[pyo3(name = "fgsm", signature = (model, inputs, labels, *, eps, targeted = false))]
-pub fn py_fgsm(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, eps: f64, targeted: bool) -> PyResult<PyObject> {
+#[pyo3(name = "fgsm", signature = (model, inputs, labels, *, eps, targeted = false, autocast = None))]
+pub fn py_fgsm(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, eps: f64, targeted: bool, autocast: Option<&str>) -> PyResult<PyObject> {
     let p = FgsmParams { eps, targeted };
+    let model = &with_autocast(model, autocast, &inputs)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| fgsm(m, x, y, p))
 }
 
@@ -73,6 +79,10 @@ pub fn py_fgsm(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, label
 ///     Return per sample the first iterate that fools the model (else the
 ///     highest-loss one) and stop spending passes on fooled samples; the
 ///     fast way to measure robust accuracy.
+/// autocast : {None, "bf16", "fp16"}, default None
+///     Run the model's forward under ``torch.autocast`` with this dtype (the
+///     logits come back float32); the iterate, projection and loss stay
+///     float32 (:mod:`lfr_rs.precision`).
 ///
 /// Shape
 /// -----
@@ -83,7 +93,7 @@ pub fn py_fgsm(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, label
 /// torch.Tensor
 ///     New detached adversarial batch (inputs' shape, dtype and device).
 #[pyfunction]
-#[pyo3(name = "pgd", signature = (model, inputs, labels, *, eps, alpha, steps = 10, random_start = true, norm = "linf", loss = "ce", targeted = false, restarts = 1, keep_best = false))]
+#[pyo3(name = "pgd", signature = (model, inputs, labels, *, eps, alpha, steps = 10, random_start = true, norm = "linf", loss = "ce", targeted = false, restarts = 1, keep_best = false, autocast = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn py_pgd(
     py: Python<'_>,
@@ -99,6 +109,7 @@ pub fn py_pgd(
     targeted: bool,
     restarts: i64,
     keep_best: bool,
+    autocast: Option<&str>,
 ) -> PyResult<PyObject> {
     let p = PgdParams {
         eps,
@@ -111,6 +122,7 @@ pub fn py_pgd(
         restarts,
         keep_best,
     };
+    let model = &with_autocast(model, autocast, &inputs)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| pgd(m, x, y, p))
 }
 
@@ -132,6 +144,10 @@ pub fn py_pgd(
 /// steps : int, default 10
 /// decay : float, default 1.0
 /// targeted : bool, default False
+/// autocast : {None, "bf16", "fp16"}, default None
+///     Run the model's forward under ``torch.autocast`` with this dtype (the
+///     logits come back float32); the iterate, projection and loss stay
+///     float32 (:mod:`lfr_rs.precision`).
 ///
 /// Shape
 /// -----
@@ -141,7 +157,7 @@ pub fn py_pgd(
 /// -------
 /// torch.Tensor
 #[pyfunction]
-#[pyo3(name = "mifgsm", signature = (model, inputs, labels, *, eps, alpha, steps = 10, decay = 1.0, targeted = false))]
+#[pyo3(name = "mifgsm", signature = (model, inputs, labels, *, eps, alpha, steps = 10, decay = 1.0, targeted = false, autocast = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn py_mifgsm(
     py: Python<'_>,
@@ -153,8 +169,10 @@ pub fn py_mifgsm(
     steps: i64,
     decay: f64,
     targeted: bool,
+    autocast: Option<&str>,
 ) -> PyResult<PyObject> {
     let p = MifgsmParams { eps, alpha, steps, decay, targeted };
+    let model = &with_autocast(model, autocast, &inputs)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| mifgsm(m, x, y, p))
 }
 
@@ -178,6 +196,10 @@ pub fn py_mifgsm(
 /// levels : int or None, default 256
 ///     Quantization levels; ``None`` disables quantization.
 /// targeted : bool, default False
+/// autocast : {None, "bf16", "fp16"}, default None
+///     Run the model's forward under ``torch.autocast`` with this dtype (the
+///     logits come back float32); the iterate, projection and loss stay
+///     float32 (:mod:`lfr_rs.precision`).
 ///
 /// Shape
 /// -----
@@ -191,8 +213,8 @@ pub fn py_mifgsm(
 #[pyfunction]
 #[pyo3(
     name = "ddn",
-    signature = (model, inputs, labels, *, steps = 100, gamma = 0.05, init_norm = 1.0, levels = Some(256), targeted = false),
-    text_signature = "(model, inputs, labels, *, steps=100, gamma=0.05, init_norm=1.0, levels=256, targeted=False)"
+    signature = (model, inputs, labels, *, steps = 100, gamma = 0.05, init_norm = 1.0, levels = Some(256), targeted = false, autocast = None),
+    text_signature = "(model, inputs, labels, *, steps=100, gamma=0.05, init_norm=1.0, levels=256, targeted=False, autocast=None)"
 )]
 #[allow(clippy::too_many_arguments)]
 pub fn py_ddn(
@@ -205,8 +227,10 @@ pub fn py_ddn(
     init_norm: f64,
     levels: Option<i64>,
     targeted: bool,
+    autocast: Option<&str>,
 ) -> PyResult<PyObject> {
     let p = DdnParams { steps, gamma, init_norm, levels, targeted };
+    let model = &with_autocast(model, autocast, &inputs)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| ddn(m, x, y, p))
 }
 

@@ -2,6 +2,7 @@
 use crate::eval::{apgd, fab, square, ApgdParams, FabParams, SquareParams};
 use crate::py::args;
 use crate::py::call::run_kernel;
+use crate::py::model::with_autocast;
 use crate::py::tensor::PyTensor;
 use pyo3::prelude::*;
 
@@ -44,6 +45,10 @@ use pyo3::prelude::*;
 ///     Random restarts (per target), each only on the points still robust.
 /// rho : float, default 0.75
 ///     Step-size halving threshold.
+/// autocast : {None, "bf16", "fp16"}, default None
+///     Run the model's forward under ``torch.autocast`` with this dtype (the
+///     logits come back float32); the iterate, projection and loss stay
+///     float32 (:mod:`lfr_rs.precision`).
 ///
 /// Shape
 /// -----
@@ -55,7 +60,7 @@ use pyo3::prelude::*;
 ///     Per sample the first iterate that fooled the model, or the input where
 ///     none did (new, detached; inputs' shape, dtype and device).
 #[pyfunction]
-#[pyo3(name = "apgd", signature = (model, inputs, labels, *, eps, steps = 100, norm = "linf", loss = "ce", targeted = false, n_target_classes = 9, restarts = 1, rho = 0.75))]
+#[pyo3(name = "apgd", signature = (model, inputs, labels, *, eps, steps = 100, norm = "linf", loss = "ce", targeted = false, n_target_classes = 9, restarts = 1, rho = 0.75, autocast = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn py_apgd(
     py: Python<'_>,
@@ -70,6 +75,7 @@ pub fn py_apgd(
     n_target_classes: i64,
     restarts: i64,
     rho: f64,
+    autocast: Option<&str>,
 ) -> PyResult<PyObject> {
     let p = ApgdParams {
         eps,
@@ -81,6 +87,7 @@ pub fn py_apgd(
         restarts,
         rho,
     };
+    let model = &with_autocast(model, autocast, &inputs)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| apgd(m, x, y, p))
 }
 
@@ -132,6 +139,10 @@ pub fn py_apgd(
 ///     on the points still robust; success is any misclassification, as in
 ///     AutoAttack.
 /// n_target_classes : int, default 9
+/// autocast : {None, "bf16", "fp16"}, default None
+///     Run the model's forward under ``torch.autocast`` with this dtype (the
+///     logits come back float32); the iterate, projection and loss stay
+///     float32 (:mod:`lfr_rs.precision`).
 ///
 /// Shape
 /// -----
@@ -144,7 +155,7 @@ pub fn py_apgd(
 ///     the input where none did (new, detached; inputs' shape, dtype and
 ///     device).
 #[pyfunction]
-#[pyo3(name = "fab", signature = (model, inputs, labels, *, eps, steps = 10, restarts = 1, alpha_max = 0.1, eta = 1.05, beta = 0.9, targeted = false, n_target_classes = 9))]
+#[pyo3(name = "fab", signature = (model, inputs, labels, *, eps, steps = 10, restarts = 1, alpha_max = 0.1, eta = 1.05, beta = 0.9, targeted = false, n_target_classes = 9, autocast = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn py_fab(
     py: Python<'_>,
@@ -159,8 +170,10 @@ pub fn py_fab(
     beta: f64,
     targeted: bool,
     n_target_classes: i64,
+    autocast: Option<&str>,
 ) -> PyResult<PyObject> {
     let p = FabParams { eps, steps, restarts, alpha_max, eta, beta, targeted, n_target_classes };
+    let model = &with_autocast(model, autocast, &inputs)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| fab(m, x, y, p))
 }
 
@@ -188,6 +201,10 @@ pub fn py_fab(
 ///     Initial fraction of pixels in the window.
 /// restarts : int, default 1
 ///     Runs, each only on the points still robust.
+/// autocast : {None, "bf16", "fp16"}, default None
+///     Run the model's forward under ``torch.autocast`` with this dtype (the
+///     logits come back float32); the iterate, projection and loss stay
+///     float32 (:mod:`lfr_rs.precision`).
 ///
 /// Shape
 /// -----
@@ -199,7 +216,7 @@ pub fn py_fab(
 ///     Per sample the first point found that the model misclassifies, or the
 ///     input where none was found.
 #[pyfunction]
-#[pyo3(name = "square", signature = (model, inputs, labels, *, eps, queries = 5000, p_init = 0.8, restarts = 1))]
+#[pyo3(name = "square", signature = (model, inputs, labels, *, eps, queries = 5000, p_init = 0.8, restarts = 1, autocast = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn py_square(
     py: Python<'_>,
@@ -210,8 +227,10 @@ pub fn py_square(
     queries: i64,
     p_init: f64,
     restarts: i64,
+    autocast: Option<&str>,
 ) -> PyResult<PyObject> {
     let p = SquareParams { eps, queries, p_init, restarts };
+    let model = &with_autocast(model, autocast, &inputs)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| square(m, x, y, p))
 }
 

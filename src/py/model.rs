@@ -114,3 +114,15 @@ impl Model for PyModel {
         })
     }
 }
+
+/// `model` wrapped to run its forward under `torch.autocast(dtype)` with
+/// float32 logits (`lfr_rs.precision.autocast_model`, which also checks the
+/// value against `inputs`' device), or `model` itself for `None`.
+pub fn with_autocast<'py>(model: &Bound<'py, PyAny>, autocast: Option<&str>, inputs: &PyTensor) -> PyResult<Bound<'py, PyAny>> {
+    let Some(dtype) = autocast else {
+        return Ok(model.clone());
+    };
+    let py = model.py();
+    let inputs = to_py(py, &inputs.0)?;
+    py.import("lfr_rs.precision")?.getattr("autocast_model")?.call1((model, dtype, inputs))
+}

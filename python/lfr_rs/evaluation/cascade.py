@@ -21,6 +21,7 @@ from lfr_rs._typing import CascadeAttack, Norm
 from lfr_rs.evaluation.checks import MaskingReport, run_checks
 from lfr_rs.evaluation.harness import AttackFn, run_attacks
 from lfr_rs.evaluation.protocols import strong_attacks
+from lfr_rs.precision import autocast_model
 
 __all__ = ["AttackStats", "CASCADE_ATTACKS", "DEFAULT_ATTACKS", "STANDARD_ATTACKS", "RobustAccuracy", "format_strong_table",
            "masking_report", "robust_accuracy"]
@@ -123,6 +124,7 @@ def robust_accuracy(
     seed: Optional[int] = 0,
     detect_masking: bool = True,
     progress: Optional[bool] = None,
+    autocast: Optional[str] = None,
 ) -> RobustAccuracy:
     """Robust accuracy under an AutoAttack-style cascade, with ``model`` in eval mode.
 
@@ -151,6 +153,12 @@ def robust_accuracy(
     a lock, or use separate processes). Overlapping calls on one model do
     leave its train/eval flags as they were before the first of them.
 
+    ``autocast="bf16"`` (or ``"fp16"``) runs the model's forwards, in the
+    attacks, the clean pass and the checks alike, under ``torch.autocast``
+    while the attacks' arithmetic stays float32 (:mod:`lfr_rs.precision`);
+    the result's ``settings`` record it. A lower-precision model can only
+    make the attacks weaker: compare with ``autocast=None`` before trusting it.
+
     With ``detect_masking`` the gradient-masking checks
     (:mod:`lfr_rs.evaluation.checks`) run on the result and raise ``GradientMaskingWarning`` when one fails.
 
@@ -163,6 +171,7 @@ def robust_accuracy(
     check_pair(inputs, labels)
     if norm not in get_args(Norm):
         raise ValueError(f"unknown norm {norm!r}; expected one of {get_args(Norm)}")
+    model = autocast_model(model, autocast, inputs)
     preset = attacks if attacks == "standard" else None
     if preset is not None:
         _check_standard(norm, steps=steps, n_target_classes=n_target_classes, queries=queries, restarts=restarts)
@@ -196,7 +205,7 @@ def robust_accuracy(
                                   backward=run.backward[name])
         before = after
     settings = {"steps": steps, "n_target_classes": _targets(n_target_classes, run.classes), "queries": queries,
-                "restarts": restarts, "seed": seed, "attack_order": list(run.correct)}
+                "restarts": restarts, "seed": seed, "attack_order": list(run.correct), "autocast": autocast}
     if preset is not None:
         settings["preset"] = preset
         settings["matches"] = PRESET_NOTES[preset]
