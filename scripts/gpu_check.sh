@@ -13,7 +13,8 @@
 #   * tests/test_gpu.py (every kernel on CUDA tensors, CPU-vs-CUDA agreement, parity with torchattacks
 #     on CUDA, packed here, or with tests/reference/ if it does not import); a skipped test fails the run;
 #   * benchmarks/bench_attacks.py and bench_lfr.py on cuda at batch 128 and at GPU_BATCH (default 8192,
-#     a batch that fills the GPU for SmallCNN), writing JSON (device named in each) to
+#     a batch that fills the GPU for SmallCNN), and bench_autocast.py (bfloat16 autocast: how far the
+#     robust accuracy of the reference models moves, PGD/APGD time on SmallCNN and ResNet18), writing JSON (device named in each) to
 #     $OUT/benchmarks/results/ when $OUT is set (the device tool brings that back), else benchmarks/results/.
 # Environment: DEVICE (default cuda), GPU_BATCH (8192), QUICK=1 (tiny sizes: what `pack` uses on the CPU),
 # TESTS_ONLY=1 (the tests, no benchmarks).
@@ -61,7 +62,8 @@ pack() {
 run() {
     local py=${PYTHON:-python3} device=${DEVICE:-cuda} big=${GPU_BATCH:-8192} quick=()
     [ "${QUICK:-0}" = 1 ] && quick=(--quick --repeats 2)
-    export PYTHONPATH="$PWD/$PACK/site${PYTHONPATH:+:$PYTHONPATH}" LFR_MNIST_ROOT="$PWD/$PACK/mnist" PYTHONUNBUFFERED=1
+    export PYTHONPATH="$PWD/$PACK/site${PYTHONPATH:+:$PYTHONPATH}" LFR_MNIST_ROOT="$PWD/$PACK/mnist" PYTHONUNBUFFERED=1 \
+        LFR_RS_REFERENCE_DIR="$PWD/results/reference"
     local results=${OUT:+$OUT/}benchmarks/results root=$PWD m
     for m in pytest tqdm; do
         if ! "$py" -c "import $m" 2>/dev/null; then
@@ -100,6 +102,8 @@ assert lfr_rs.__file__.startswith('$root/$PACK/site'), lfr_rs.__file__
         "$py" benchmarks/bench_lfr.py --device "$device" --batch "$batch" --malloc default "${quick[@]}" \
             --json "$results/lfr_step_${tag}_b$batch.json"
     done
+    echo "== mixed precision (autocast bf16): robust accuracy moved, and time, $device"
+    "$py" benchmarks/bench_autocast.py --device "$device" "${quick[@]}" --json "$results/autocast_${tag}.json"
     [ "$rc" = 0 ] || echo "error: the GPU tests failed (exit $rc); see above" >&2
     return "$rc"
 }
