@@ -6,11 +6,9 @@ a few attacks of their own; they never run the cascade (as AutoAttack's
 
 from __future__ import annotations
 
-import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -151,40 +149,22 @@ def _pgd_gap(pgd_robust: int, apgd_accuracy: float, n: int) -> float:
     return (pgd_robust - round(apgd_accuracy * n)) / n
 
 
-class _Costs:
-    """Counts the passes and seconds each check spends on the model."""
-
-    def __init__(self, model: Any, report: MaskingReport) -> None:
-        self.model, self.report = PassCounter(model), report
-
-    @contextmanager
-    def check(self, name: str) -> Iterator[PassCounter]:
-        before, tic = self.model.snapshot(), time.perf_counter()
-        try:
-            yield self.model
-        finally:
-            after = self.model.snapshot()
-            self.report.forward[name] = after[0] - before[0]
-            self.report.backward[name] = after[1] - before[1]
-            self.report.seconds[name] = time.perf_counter() - tic
-
-
 def _run_checks(report: MaskingReport, model: Any, x: Tensor, y: Tensor, *, eps: float, norm: str, cascade: Any,
                 batch_size: int, eps1_rows: int, standing: Tensor) -> None:
     """Fills ``report`` from this rank's rows ``x`` (the first ``eps1_rows``
     of them in the eps = 1 check, attacked where ``standing``), the counts
     summed over ranks."""
-    costs = _Costs(model, report)
+    counter = PassCounter(model)
     batches = list(zip(x.split(batch_size), y.split(batch_size)))
     gradient = [s for name, s in cascade.attacks.items() if name.startswith("apgd")]
     pgd_robust = 0
     if gradient:
-        with costs.check("pgd") as m:
+        with counter.charged(report, "pgd") as m:
             for xb, yb in batches:
                 adv = pgd(m, xb, yb, eps=eps, alpha=2.5 * eps / 40, steps=40, norm=norm, keep_best=True)
                 pgd_robust += int((_correct(m, adv, yb, batch_size) & _correct(m, xb, yb, batch_size)).sum())
     dead = 0
-    with costs.check("dead_gradients") as m:
+    with counter.charged(report, "dead_gradients") as m:
         for xb, yb in batches:
             penalties = grad_norm_penalty(m, xb, yb, p=1).detach()
             dead += int(((penalties == 0) | ~torch.isfinite(penalties)).sum())
@@ -192,12 +172,12 @@ def _run_checks(report: MaskingReport, model: Any, x: Tensor, y: Tensor, *, eps:
     if norm == "linf":
         rows = standing[:eps1_rows].nonzero().squeeze(1).to(x.device)
         eps1_attacked = len(rows)
-        with costs.check("eps1") as m:
+        with counter.charged(report, "eps1") as m:
             for xb, yb in zip(x[rows].split(batch_size), y[rows].split(batch_size)) if len(rows) else ():
                 adv = apgd(m, xb, yb, eps=1.0, steps=20, loss="ce")
                 eps1_correct += int(_correct(m, adv, yb, batch_size).sum())
     randomized = 0
-    with costs.check("randomized") as m, torch.no_grad():
+    with counter.charged(report, "randomized") as m, torch.no_grad():
         if len(x):
             first = x[:batch_size]
             a, b = check_logits(m(first), len(first)), check_logits(m(first), len(first))

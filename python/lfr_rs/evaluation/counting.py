@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, Protocol
 
 import torch
 from torch import Tensor
 
-__all__ = ["PassCounter"]
+__all__ = ["Costs", "PassCounter"]
+
+
+class Costs(Protocol):
+    """Where passes and seconds are booked, per name (a harness run, a
+    masking report)."""
+
+    forward: Dict[str, int]
+    backward: Dict[str, int]
+    seconds: Dict[str, float]
 
 
 class PassCounter:
@@ -35,3 +46,16 @@ class PassCounter:
 
     def snapshot(self) -> tuple:
         return (self.forward, self.backward, self.calls)
+
+    @contextmanager
+    def charged(self, costs: Costs, name: str) -> Iterator["PassCounter"]:
+        """Books the passes and seconds spent inside the block under ``name``
+        in ``costs``, adding to what the name already holds."""
+        before, tic = self.snapshot(), time.perf_counter()
+        try:
+            yield self
+        finally:
+            after = self.snapshot()
+            costs.forward[name] = costs.forward.get(name, 0) + after[0] - before[0]
+            costs.backward[name] = costs.backward.get(name, 0) + after[1] - before[1]
+            costs.seconds[name] = costs.seconds.get(name, 0.0) + time.perf_counter() - tic

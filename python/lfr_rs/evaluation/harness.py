@@ -16,7 +16,6 @@ summaries computed from them are the same code in one process and in many.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
@@ -82,43 +81,28 @@ class _Steps:
                               correct={}, forward={"clean": 0}, backward={"clean": 0}, seconds={"clean": 0.0},
                               cascade=cascade, adversarial=inputs.detach().clone() if cascade else None)
 
-    def _timed(self, name: str, fn: Callable[[], None]) -> None:
-        run, before, tic = self.run, self.model.snapshot(), time.perf_counter()
-        fn()
-        after = self.model.snapshot()
-        run.forward[name] = run.forward.get(name, 0) + after[0] - before[0]
-        run.backward[name] = run.backward.get(name, 0) + after[1] - before[1]
-        run.seconds[name] = run.seconds.get(name, 0.0) + time.perf_counter() - tic
-
     def clean(self, rows: Rows) -> None:
         x, y = self.inputs[rows], self.labels[rows]
-
-        def one() -> None:
-            with torch.no_grad():
-                logits = check_logits(self.model(x), len(x), y)
-            self.run.classes = logits.shape[1]
-            self.run.clean[rows] = logits.argmax(1) == y
-
-        self._timed("clean", one)
+        with self.model.charged(self.run, "clean"), torch.no_grad():
+            logits = check_logits(self.model(x), len(x), y)
+        self.run.classes = logits.shape[1]
+        self.run.clean[rows] = logits.argmax(1) == y
 
     def attack(self, name: str, attack: AttackFn, rows: Rows) -> None:
         run, x, y = self.run, self.inputs[rows], self.labels[rows]
         if name not in run.correct:
             run.correct[name] = torch.zeros_like(run.clean)
-
-        def one() -> None:
+        with self.model.charged(run, name):
             out = attack(self.model, x, y)
             adv, extra = out if isinstance(out, tuple) else (out, {})
-            for key, value in extra.items():
-                if key not in run.values:
-                    run.values[key] = value.new_zeros((run.n, *value.shape[1:]))
-                run.values[key][rows] = value.detach()
             ok = _predict(self.model, adv) == y
-            run.correct[name][rows] = ok
-            if run.adversarial is not None:
-                run.adversarial[rows[~ok]] = adv[~ok]
-
-        self._timed(name, one)
+        for key, value in extra.items():
+            if key not in run.values:
+                run.values[key] = value.new_zeros((run.n, *value.shape[1:]))
+            run.values[key][rows] = value.detach()
+        run.correct[name][rows] = ok
+        if run.adversarial is not None:
+            run.adversarial[rows[~ok]] = adv[~ok]
 
     def table(self, attacks: Table) -> Mapping[str, AttackFn]:
         """``attacks``, or what it makes of the class count, every rank taking
