@@ -10,11 +10,12 @@
 #                                    # device tool: run(command="bash scripts/gpu_check.sh run", carry=["dist/gpu"])
 #
 # `run` does, with the packed extension and pure-Python package on PYTHONPATH:
-#   * tests/test_gpu.py (every kernel on CUDA tensors, CPU-vs-CUDA agreement, parity with torchattacks
+#   * tests/test_gpu.py and test_gpu_graphs.py (every kernel on CUDA tensors, CPU-vs-CUDA agreement, parity with torchattacks
 #     on CUDA, packed here, or with tests/reference/ if it does not import); a skipped test fails the run;
 #   * benchmarks/bench_attacks.py and bench_lfr.py on cuda at batch 128 and at GPU_BATCH (default 8192,
 #     a batch that fills the GPU for SmallCNN), and bench_autocast.py (bfloat16 autocast: how far the
-#     robust accuracy of the reference models moves, PGD/APGD time on SmallCNN and ResNet18), writing JSON (device named in each) to
+#     robust accuracy of the reference models moves, PGD/APGD time on SmallCNN and ResNet18), and bench_graphs.py
+#     (PGD-40 through a CUDA graph against eager, torchattacks and the captured plain loop), writing JSON (device named in each) to
 #     $OUT/benchmarks/results/ when $OUT is set (the device tool brings that back), else benchmarks/results/.
 # Environment: DEVICE (default cuda), GPU_BATCH (8192), QUICK=1 (tiny sizes: what `pack` uses on the CPU),
 # TESTS_ONLY=1 (the tests, no benchmarks).
@@ -83,7 +84,7 @@ assert lfr_rs.__file__.startswith('$root/$PACK/site'), lfr_rs.__file__
     local log
     log=$(mktemp)
     set +e
-    (cd tests && "$py" -m pytest -q -p no:cacheprovider -rs -c ../pyproject.toml --rootdir=.. test_gpu.py attacks/test_reference_attacks.py 2>&1) | tee "$log"
+    (cd tests && "$py" -m pytest -q -p no:cacheprovider -rs -c ../pyproject.toml --rootdir=.. test_gpu.py test_gpu_graphs.py attacks/test_reference_attacks.py 2>&1) | tee "$log"
     local rc=${PIPESTATUS[0]}
     set -e
     # the benchmarks run even when a test failed (GPU time is scarce); the exit status reports the tests
@@ -102,6 +103,8 @@ assert lfr_rs.__file__.startswith('$root/$PACK/site'), lfr_rs.__file__
         "$py" benchmarks/bench_lfr.py --device "$device" --batch "$batch" --malloc default "${quick[@]}" \
             --json "$results/lfr_step_${tag}_b$batch.json"
     done
+    echo "== CUDA graphs: PGD-40 captured vs eager vs torchattacks vs the device's limit, $device"
+    "$py" benchmarks/bench_graphs.py --device "$device" "${quick[@]}" --json "$results/graphs_${tag}.json"
     echo "== mixed precision (autocast bf16): robust accuracy moved, and time, $device"
     "$py" benchmarks/bench_autocast.py --device "$device" "${quick[@]}" --json "$results/autocast_${tag}.json"
     [ "$rc" = 0 ] || echo "error: the GPU tests failed (exit $rc); see above" >&2

@@ -76,6 +76,17 @@ impl<'m, M: Model> CheckedModel<'m, M> {
         result
     }
 
+    /// The device-side record of `finish` without reading it back: a 0-d
+    /// bool tensor, true when every forward so far returned finite logits
+    /// (for a kernel body that must not synchronize, such as one being
+    /// captured into a CUDA graph).
+    pub fn finite_flag(&self, device: tch::Device) -> Result<Tensor> {
+        match self.all_finite.borrow().as_ref() {
+            Some(flag) => Ok(flag.shallow_clone()),
+            None => Ok(Tensor::f_ones([].as_slice(), (Kind::Bool, device))?),
+        }
+    }
+
     fn record(&self, logits: &Tensor) -> Result<()> {
         let classes = num_classes(logits);
         match self.classes.get() {
@@ -161,7 +172,11 @@ pub fn check_label_range(labels: &Tensor, logits: &Tensor) -> Result<()> {
     if logits.numel() > 0 && logits.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
         return non_finite();
     }
-    let classes = num_classes(logits);
+    check_labels_below(labels, num_classes(logits))
+}
+
+/// Checks every label against a class count (one host read).
+pub fn check_labels_below(labels: &Tensor, classes: i64) -> Result<()> {
     if labels.numel() > 0 {
         let hi = labels.f_max()?.f_int64_value(&[])?;
         if hi >= classes {

@@ -32,8 +32,29 @@ def pgd(
     restarts: int = 1,
     keep_best: bool = False,
     autocast: str | None = None,
+    graph: bool = False,
 ) -> torch.Tensor:
     """Projected Gradient Descent (L-inf or L2)."""
+
+def _check_batch(inputs: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """The eager kernels' batch checks, made before a CUDA graph replays (lfr_rs.graphs)."""
+
+def _pgd_fixed(
+    model: _Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    random_start: bool,
+    norm: Norm,
+    loss: Loss,
+    targeted: bool,
+    keep_best: bool,
+    autocast: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PGD's capture-safe body: ``(adversarial, finite)``, no host synchronization."""
 
 def mifgsm(
     model: _Model,

@@ -3,6 +3,7 @@ pub mod ddn;
 pub mod fgsm;
 pub mod mifgsm;
 pub mod pgd;
+pub mod pgd_fixed;
 
 use crate::error::Result;
 use crate::grad::grad;
@@ -43,12 +44,28 @@ impl Objective {
         self
     }
 
+    /// Skips the label-range check of the first probe: the caller checked the
+    /// labels against the class count already (a capture-safe kernel body
+    /// may not read a device value back).
+    pub fn prechecked(self) -> Self {
+        self.range_checked.set(true);
+        self
+    }
+
     /// Runs the model on `x` and returns the gradient of the batch objective.
     /// By default the batch objective is the *mean* of per-sample values, as torchattacks
     /// computes it (`nn.CrossEntropyLoss()`), so float32 results agree to the
     /// last bit; sign and L2-normalised steps are unaffected by the 1/N scale.
     /// `labels` must be the labels of the rows of `x`.
     pub fn probe(&self, model: &impl Model, x: &Tensor, labels: &Tensor) -> Result<Probe> {
+        self.probe_rows(model, x, labels, None)
+    }
+
+    /// [`Objective::probe`] whose batch objective covers only the rows where
+    /// `live` (a bool mask): their mean (or sum), so each live row's gradient
+    /// is the one `probe` gives on the batch of live rows alone, and the
+    /// other rows' gradients are zero. Reads nothing back from the device.
+    pub fn probe_rows(&self, model: &impl Model, x: &Tensor, labels: &Tensor, live: Option<&Tensor>) -> Result<Probe> {
         let xr = x.f_detach()?.f_set_requires_grad(true)?;
         let logits = checked_logits(model, &xr)?;
         if !self.range_checked.get() {
@@ -56,7 +73,18 @@ impl Objective {
             self.range_checked.set(true);
         }
         let value = self.loss.objective(&logits, labels, self.targeted)?;
-        let total = if self.sum { value.f_sum(None)? } else { value.f_mean(None)? };
+        let total = match live {
+            None if self.sum => value.f_sum(None)?,
+            None => value.f_mean(None)?,
+            Some(live) => {
+                let kept = value.f_mul(&live.f_to_kind(value.kind())?)?.f_sum(None)?;
+                if self.sum {
+                    kept
+                } else {
+                    kept.f_div(&live.f_sum(value.kind())?.f_clamp_min(1.0)?)?
+                }
+            }
+        };
         let grad = grad(&total, &xr, false)?;
         Ok(Probe { logits: logits.f_detach()?, value: value.f_detach()?, grad })
     }

@@ -23,7 +23,7 @@ pub struct PgdParams {
 }
 
 impl PgdParams {
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         check_non_negative("eps", self.eps)?;
         check_non_negative("alpha", self.alpha)?;
         check_count("steps", self.steps)?;
@@ -33,15 +33,15 @@ impl PgdParams {
 
 /// Per sample, the best candidate so far: one that fools the model wins and
 /// is final; otherwise the one with the highest objective value.
-struct Candidate {
-    adv: Tensor,
-    value: Tensor,
-    success: Tensor,
+pub(crate) struct Candidate {
+    pub adv: Tensor,
+    pub value: Tensor,
+    pub success: Tensor,
 }
 
 impl Candidate {
     /// Starts from `adv` with objective `-inf` and no success.
-    fn start(adv: Tensor) -> Result<Self> {
+    pub fn start(adv: Tensor) -> Result<Self> {
         let m = adv.size().first().copied().unwrap_or(0);
         let value = Tensor::f_full([m].as_slice(), f64::NEG_INFINITY, (adv.kind(), adv.device()))?;
         let success = Tensor::f_zeros([m].as_slice(), (Kind::Bool, adv.device()))?;
@@ -64,7 +64,7 @@ impl Candidate {
 
 /// `x_{t+1} = Π(x_t + alpha * dir(grad))` from `x` (or a random start), for
 /// `steps` steps; returns the last iterate (torchattacks' semantics).
-fn last_iterate(model: &impl Model, obj: &Objective, x: &Tensor, y: &Tensor, p: &PgdParams) -> Result<Tensor> {
+pub(crate) fn last_iterate(model: &impl Model, obj: &Objective, x: &Tensor, y: &Tensor, p: &PgdParams) -> Result<Tensor> {
     let mut adv = if p.random_start { p.norm.random_start(x, p.eps)? } else { x.f_detach_copy()? };
     for _ in 0..p.steps {
         let probe = obj.probe(model, &adv, y)?;

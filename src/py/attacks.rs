@@ -5,9 +5,10 @@ use crate::attacks::mifgsm::{mifgsm, MifgsmParams};
 use crate::attacks::pgd::{pgd, PgdParams};
 use crate::py::args;
 use crate::py::call::run_kernel;
-use crate::py::model::with_autocast;
-use crate::py::tensor::PyTensor;
+use crate::py::model::{warn_if_training, with_autocast};
+use crate::py::tensor::{to_py, PyTensor};
 use pyo3::prelude::*;
+use pyo3::types::IntoPyDict;
 
 /// Fast Gradient Sign Method (Goodfellow et al., 2015, https://arxiv.org/abs/1412.6572).
 ///
@@ -83,6 +84,11 @@ pub fn py_fgsm(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, label
 ///     Run the model's forward under ``torch.autocast`` with this dtype (the
 ///     logits come back float32); the iterate, projection and loss stay
 ///     float32 (:mod:`lfr_rs.precision`).
+/// graph : bool, default False
+///     On CUDA inputs, capture the whole attack into a CUDA graph on the
+///     first call per batch shape and replay it on later calls
+///     (:mod:`lfr_rs.graphs`: one restart, early stopping as masking, the
+///     eager result to float32 rounding); warns and runs eagerly elsewhere.
 ///
 /// Shape
 /// -----
@@ -93,7 +99,7 @@ pub fn py_fgsm(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, label
 /// torch.Tensor
 ///     New detached adversarial batch (inputs' shape, dtype and device).
 #[pyfunction]
-#[pyo3(name = "pgd", signature = (model, inputs, labels, *, eps, alpha, steps = 10, random_start = true, norm = "linf", loss = "ce", targeted = false, restarts = 1, keep_best = false, autocast = None))]
+#[pyo3(name = "pgd", signature = (model, inputs, labels, *, eps, alpha, steps = 10, random_start = true, norm = "linf", loss = "ce", targeted = false, restarts = 1, keep_best = false, autocast = None, graph = false))]
 #[allow(clippy::too_many_arguments)]
 pub fn py_pgd(
     py: Python<'_>,
@@ -110,7 +116,26 @@ pub fn py_pgd(
     restarts: i64,
     keep_best: bool,
     autocast: Option<&str>,
+    graph: bool,
 ) -> PyResult<PyObject> {
+    if graph {
+        warn_if_training(model)?;
+        let kwargs = [
+            ("eps", eps.into_pyobject(py)?.into_any()),
+            ("alpha", alpha.into_pyobject(py)?.into_any()),
+            ("steps", steps.into_pyobject(py)?.into_any()),
+            ("random_start", random_start.into_pyobject(py)?.to_owned().into_any()),
+            ("norm", norm.into_pyobject(py)?.into_any()),
+            ("loss", loss.into_pyobject(py)?.into_any()),
+            ("targeted", targeted.into_pyobject(py)?.to_owned().into_any()),
+            ("restarts", restarts.into_pyobject(py)?.into_any()),
+            ("keep_best", keep_best.into_pyobject(py)?.to_owned().into_any()),
+            ("autocast", autocast.into_pyobject(py)?.into_any()),
+        ]
+        .into_py_dict(py)?;
+        let args = (model, to_py(py, &inputs.0)?, to_py(py, &labels.0)?);
+        return Ok(py.import("lfr_rs.graphs")?.getattr("pgd")?.call(args, Some(&kwargs))?.unbind());
+    }
     let p = PgdParams {
         eps,
         alpha,

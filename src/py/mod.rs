@@ -6,6 +6,7 @@ pub mod call;
 pub mod data;
 pub mod errors;
 pub mod eval;
+pub mod graphs;
 pub mod model;
 pub mod regularizers;
 pub mod surface;
@@ -39,6 +40,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     regularizers::register(m)?;
     eval::register(m)?;
     surface::register(m)?;
+    graphs::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,150 @@
+"""PGD through a CUDA graph (``lfr_rs.pgd(..., graph=True)``) against the eager
+kernel, torchattacks 3.5.1 and the device's limit.
+
+For each model (the committed MNIST-8k reference SmallCNN at batch 128, and a
+random-weight ResNet18 at CIFAR shape, ``--resnet-batch`` 256), PGD-40 L-inf
+without random start, interleaved, median of ``--repeats``:
+
+* ``torchattacks``: ``torchattacks.PGD`` (if importable);
+* ``eager``: ``lfr_rs.pgd``;
+* ``graph``: ``lfr_rs.pgd(graph=True)`` (captured on the warm-up call);
+* ``graph_keep_best``: the same with ``keep_best=True`` (early stopping as
+  masking);
+* ``floor``: 40 x (forward + backward to the input) in a plain PyTorch loop;
+* ``compute``: that loop captured into one CUDA graph and replayed: what the
+  GPU needs for the passes alone, the limit a graph can approach.
+
+Checks printed beside the times: ``graph`` and ``eager`` give the same batch
+(max abs difference) and the same accuracy. Targets (issue: GPU at the
+device's limit): torchattacks / graph >= 3 and graph / compute <= 1.5 on
+SmallCNN at batch 128.
+
+Needs a CUDA device for the graph rows; on a CPU (``--quick``: a smoke test)
+the graph and compute rows are left out.
+
+    python benchmarks/bench_graphs.py --device cuda     # writes benchmarks/results/graphs_cuda.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (RESULTS, device_info, env_info, markdown_table, set_threads, summary,  # noqa: E402
+                     time_interleaved, write_json)
+
+import lfr_rs  # noqa: E402
+from lfr_rs.models import ResNet18, SmallCNN, load_reference  # noqa: E402
+
+try:
+    import torchattacks
+except ImportError:  # the GPU machine may lack it; the row is then left out
+    torchattacks = None
+
+
+def captured_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> Callable[[], None]:
+    """``steps`` forward+backward passes in plain PyTorch, captured into one
+    CUDA graph; returns its replay."""
+    sx, sy = x.clone(), y.clone()
+
+    def body() -> None:
+        for _ in range(steps):
+            xi = sx.detach().requires_grad_()
+            torch.autograd.grad(F.cross_entropy(model(xi), sy), xi)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        body()
+        body()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        body()
+    return graph.replay
+
+
+def plain_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> Callable[[], None]:
+    def run() -> None:
+        for _ in range(steps):
+            xi = x.detach().requires_grad_()
+            torch.autograd.grad(F.cross_entropy(model(xi), y), xi)
+
+    return run
+
+
+def model_rows(name: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, a: argparse.Namespace,
+               eps: float) -> Dict[str, Any]:
+    model = model.to(a.device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    cuda = x.is_cuda
+    kw = dict(eps=eps, alpha=eps / 4, steps=a.steps, random_start=False)
+    sides: Dict[str, Callable[[], Any]] = {"eager": lambda: lfr_rs.pgd(model, x, y, **kw)}
+    if cuda:
+        sides["graph"] = lambda: lfr_rs.pgd(model, x, y, graph=True, **kw)
+        sides["graph_keep_best"] = lambda: lfr_rs.pgd(model, x, y, graph=True, keep_best=True, **kw)
+        sides["compute"] = captured_loop(model, x, y, a.steps)
+    if torchattacks is not None:
+        ta = torchattacks.PGD(model, **kw)
+        sides["torchattacks"] = lambda: ta(x, y)
+    sides["floor"] = plain_loop(model, x, y, a.steps)
+    times, outputs = time_interleaved(sides, a.repeats)
+    med = {k: summary(v)["median_ms"] for k, v in times.items()}
+    row: Dict[str, Any] = {"model": name, "batch": len(x), "steps": a.steps, "median_ms": med, "seconds": times}
+    with torch.no_grad():
+        row["eager_accuracy"] = float((model(outputs["eager"]).argmax(1) == y).float().mean())
+        if cuda:
+            row["graph_accuracy"] = float((model(outputs["graph"]).argmax(1) == y).float().mean())
+            row["graph_max_abs_diff"] = float((outputs["graph"] - outputs["eager"]).abs().max())
+            row["graph_over_compute"] = med["graph"] / med["compute"]
+            row["eager_over_graph"] = med["eager"] / med["graph"]
+            if "torchattacks" in med:
+                row["torchattacks_over_graph"] = med["torchattacks"] / med["graph"]
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--batch", type=int, default=128, help="SmallCNN batch")
+    p.add_argument("--resnet-batch", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test only")
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+    if a.quick:
+        a.steps, a.batch, a.resnet_batch, a.repeats = 3, 8, 4, 1
+    threads = set_threads(a.threads)
+    torch.manual_seed(0)
+    rows: List[Dict[str, Any]] = []
+    small = load_reference("mnist/standard", device=a.device)
+    x = torch.rand(a.batch, 1, 28, 28, device=a.device)
+    with torch.no_grad():
+        y = small(x).argmax(1)
+    rows.append(model_rows("SmallCNN (mnist/standard)", small, x, y, a, eps=0.3))
+    x = torch.rand(a.resnet_batch, 3, 32, 32, device=a.device)
+    y = torch.randint(0, 10, (a.resnet_batch,), device=a.device)
+    rows.append(model_rows("ResNet18 (random weights)", ResNet18(), x, y, a, eps=8 / 255))
+    sides = ["torchattacks", "eager", "graph", "graph_keep_best", "floor", "compute"]
+    print(markdown_table(["model", "batch", *[f"{s} ms" for s in sides], "TA/graph", "graph/compute", "max diff"],
+                         [[r["model"], r["batch"], *[r["median_ms"].get(s) for s in sides],
+                           r.get("torchattacks_over_graph"), r.get("graph_over_compute"), r.get("graph_max_abs_diff")]
+                          for r in rows]))
+    tag = a.device.split(":")[0] + ("_quick" if a.quick else "")
+    out = write_json(a.json or str(RESULTS / f"graphs_{tag}.json"),
+                     {"benchmark": "bench_graphs", "device": device_info(a.device), "env": env_info(),
+                      "threads": threads, "steps": a.steps, "rows": rows})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

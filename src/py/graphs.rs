@@ -1,0 +1,65 @@
+//! Bindings of the capture-safe kernel bodies that `lfr_rs.graphs` captures
+//! into CUDA graphs, and of the per-batch checks made outside the graph.
+use crate::attacks::pgd::PgdParams;
+use crate::attacks::pgd_fixed::{check_batch_for, pgd_fixed};
+use crate::py::args;
+use crate::py::call::{run_labelled, Mode};
+use crate::py::model::with_autocast;
+use crate::py::tensor::{to_py, PyTensor};
+use pyo3::prelude::*;
+
+/// The checks the eager kernels make of a batch, made once before a graph
+/// replays on it: inputs floating point, finite, in [0, 1]; labels integer,
+/// ``(N,)``, on the inputs' device, in ``[0, classes)``. Returns the labels as
+/// ``torch.int64``.
+#[pyfunction]
+#[pyo3(name = "_check_batch", signature = (inputs, labels, classes))]
+pub fn py_check_batch(py: Python<'_>, inputs: PyTensor, labels: PyTensor, classes: i64) -> PyResult<PyObject> {
+    let (x, y) = (inputs.0, labels.0);
+    let labels = py.allow_threads(move || check_batch_for(&x, &y, classes))?;
+    to_py(py, &labels)
+}
+
+/// PGD's capture-safe body (``src/attacks/pgd_fixed.rs``): no host
+/// synchronization, one restart, early stopping as masking. The caller has
+/// checked the batch with ``_check_batch``. Returns ``(adversarial, finite)``,
+/// ``finite`` a 0-d bool tensor, false when the model returned NaN or inf.
+#[pyfunction]
+#[pyo3(name = "_pgd_fixed", signature = (model, inputs, labels, *, eps, alpha, steps, random_start, norm, loss, targeted, keep_best, autocast = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn py_pgd_fixed(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    inputs: PyTensor,
+    labels: PyTensor,
+    eps: f64,
+    alpha: f64,
+    steps: i64,
+    random_start: bool,
+    norm: &str,
+    loss: &str,
+    targeted: bool,
+    keep_best: bool,
+    autocast: Option<&str>,
+) -> PyResult<(PyObject, PyObject)> {
+    let p = PgdParams {
+        eps,
+        alpha,
+        steps,
+        random_start,
+        norm: args::norm(norm)?,
+        loss: args::loss(loss)?,
+        targeted,
+        restarts: 1,
+        keep_best,
+    };
+    let model = &with_autocast(model, autocast, &inputs)?;
+    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| pgd_fixed(m, x, y, p))?;
+    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(py_check_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(py_pgd_fixed, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+"""``lfr_rs.pgd(..., graph=True)`` on a CUDA device: captured once per shape,
+replayed after, the eager kernel's result (run by scripts/gpu_check.sh on the
+GPU machine; skipped without a CUDA device). float64 models, so that a sign
+step never flips on a last-bit difference."""
+
+import copy
+import warnings
+
+import pytest
+import torch
+
+import lfr_rs
+from lfr_rs import graphs
+
+pytestmark = pytest.mark.gpu
+
+KW = dict(eps=0.15, alpha=0.02, steps=10, random_start=False)
+
+
+@pytest.fixture
+def model64(trained_cnn, cuda):
+    return copy.deepcopy(trained_cnn).double().to(cuda)
+
+
+@pytest.fixture
+def data64(batch, cuda):
+    x, y = batch
+    return x.double().to(cuda), y.to(cuda)
+
+
+@pytest.mark.parametrize("keep_best", [False, True])
+def test_the_first_call_captures_and_later_calls_replay_the_eager_result(model64, data64, keep_best):
+    x, y = data64
+    graphs.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no capture failure
+        for part in (slice(0, 32), slice(32, 64), slice(64, 96)):
+            got = lfr_rs.pgd(model64, x[part], y[part], graph=True, keep_best=keep_best, **KW)
+            want = lfr_rs.pgd(model64, x[part], y[part], keep_best=keep_best, **KW)
+            assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    entries = graphs._cache[model64]
+    assert len(entries) == 1 and isinstance(next(iter(entries.values())), graphs.CapturedAttack)
+    graphs.clear(model64)
+    assert model64 not in graphs._cache
+
+
+def test_a_random_start_stays_in_the_ball(model64, data64):
+    x, y = data64
+    for _ in range(3):
+        adv = lfr_rs.pgd(model64, x[:32], y[:32], eps=0.1, alpha=0.02, steps=5, graph=True)
+        assert (adv - x[:32]).abs().max() <= 0.1 + 1e-12 and adv.min() >= 0 and adv.max() <= 1
+
+
+def test_a_model_that_reads_a_value_back_falls_back_with_a_warning(model64, data64):
+    x, y = data64
+
+    class Syncing(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model64
+
+        def forward(self, inputs):
+            out = self.inner(inputs)
+            return out * (1.0 if out.abs().max().item() < 1e9 else 0.0)
+
+    model = Syncing().eval()
+    with pytest.warns(UserWarning, match="CUDA graph capture failed"):
+        first = lfr_rs.pgd(model, x[:16], y[:16], **KW, graph=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the failure is remembered: no second try, no second warning
+        again = lfr_rs.pgd(model, x[:16], y[:16], **KW, graph=True)
+    want = lfr_rs.pgd(model64, x[:16], y[:16], **KW)
+    assert torch.equal(first, want) and torch.equal(again, want)
+
+
+def test_non_finite_logits_in_a_replay_raise(model64, data64):
+    x, y = data64
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model64
+            self.register_buffer("scale", torch.ones((), dtype=torch.float64, device=x.device))
+
+        def forward(self, inputs):
+            return self.inner(inputs) * self.scale
+
+    model = Scaled().eval()
+    lfr_rs.pgd(model, x[:16], y[:16], **KW, graph=True)
+    lfr_rs.pgd(model, x[16:32], y[16:32], **KW, graph=True)
+    model.scale.fill_(float("inf"))  # in place: the graph reads it
+    with pytest.raises(ValueError, match="non-finite logits"):
+        lfr_rs.pgd(model, x[16:32], y[16:32], **KW, graph=True)
