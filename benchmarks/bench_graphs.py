@@ -14,6 +14,10 @@ without random start, interleaved, median of ``--repeats``:
 * ``compute``: that loop captured into one CUDA graph and replayed: what the
   GPU needs for the passes alone, the limit a graph can approach.
 
+And the LFR inner maximization (``lfr_perturb``, fd, 40 steps) on SmallCNN:
+eager, through a graph (``lfr_rs.graphs.lfr_perturb``), and the same loop in
+plain PyTorch (target: PyTorch / graph >= 2 at batch 128).
+
 Checks printed beside the times: ``graph`` and ``eager`` give the same batch
 (max abs difference) and the same accuracy. Targets (issue: GPU at the
 device's limit): torchattacks / graph >= 3 and graph / compute <= 1.5 on
@@ -110,6 +114,45 @@ def model_rows(name: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tens
     return row
 
 
+def torch_lfr_fd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, alpha: float, steps: int,
+                 h: float) -> torch.Tensor:
+    """The LFR inner maximization with the finite-difference HVP in plain
+    PyTorch (what a user would write): two input gradients per step."""
+    adv = x.clone()
+    for _ in range(steps):
+        a = adv.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(F.cross_entropy(model(a), y, reduction="sum"), a)
+        b = (adv + h * g.sign()).requires_grad_(True)
+        (g_h,) = torch.autograd.grad(F.cross_entropy(model(b), y, reduction="sum"), b)
+        adv = adv + alpha * ((g_h - g) / h).sign()
+        adv = (x + (adv - x).clamp(-eps, eps)).clamp(0, 1)
+    return adv
+
+
+def lfr_row(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, a: argparse.Namespace) -> Dict[str, Any]:
+    """The LFR inner maximization (fd, 40 steps of 0.01 in the 0.3-ball, no
+    random start): eager, graph, plain PyTorch."""
+    from lfr_rs import graphs
+
+    model = model.to(a.device).eval()
+    kw = dict(eps=0.3, alpha=0.01, steps=a.steps, random_start=False, hvp="fd", fd_step=0.01)
+    sides: Dict[str, Callable[[], Any]] = {
+        "eager": lambda: lfr_rs.lfr_perturb(model, x, y, **kw),
+        "pytorch": lambda: torch_lfr_fd(model, x, y, eps=0.3, alpha=0.01, steps=a.steps, h=0.01),
+    }
+    if x.is_cuda:
+        sides["graph"] = lambda: graphs.lfr_perturb(model, x, y, **kw)
+    times, outputs = time_interleaved(sides, a.repeats)
+    med = {k: summary(v)["median_ms"] for k, v in times.items()}
+    row: Dict[str, Any] = {"model": "SmallCNN (mnist/standard)", "kernel": f"lfr_perturb fd {a.steps} steps",
+                           "batch": len(x), "median_ms": med, "seconds": times,
+                           "pytorch_over_eager": med["pytorch"] / med["eager"]}
+    if x.is_cuda:
+        row["pytorch_over_graph"] = med["pytorch"] / med["graph"]
+        row["graph_max_abs_diff"] = float((outputs["graph"] - outputs["eager"]).abs().max())
+    return row
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -131,6 +174,7 @@ def main() -> None:
     with torch.no_grad():
         y = small(x).argmax(1)
     rows.append(model_rows("SmallCNN (mnist/standard)", small, x, y, a, eps=0.3))
+    lfr = lfr_row(small, x, y, a)
     x = torch.rand(a.resnet_batch, 3, 32, 32, device=a.device)
     y = torch.randint(0, 10, (a.resnet_batch,), device=a.device)
     rows.append(model_rows("ResNet18 (random weights)", ResNet18(), x, y, a, eps=8 / 255))
@@ -139,10 +183,13 @@ def main() -> None:
                          [[r["model"], r["batch"], *[r["median_ms"].get(s) for s in sides],
                            r.get("torchattacks_over_graph"), r.get("graph_over_compute"), r.get("graph_max_abs_diff")]
                           for r in rows]))
+    print(markdown_table(["kernel", "batch", "eager ms", "graph ms", "PyTorch ms", "PyTorch/graph", "max diff"],
+                         [[lfr["kernel"], lfr["batch"], lfr["median_ms"]["eager"], lfr["median_ms"].get("graph"),
+                           lfr["median_ms"]["pytorch"], lfr.get("pytorch_over_graph"), lfr.get("graph_max_abs_diff")]]))
     tag = a.device.split(":")[0] + ("_quick" if a.quick else "")
     out = write_json(a.json or str(RESULTS / f"graphs_{tag}.json"),
                      {"benchmark": "bench_graphs", "device": device_info(a.device), "env": env_info(),
-                      "threads": threads, "steps": a.steps, "rows": rows})
+                      "threads": threads, "steps": a.steps, "rows": rows, "lfr": lfr})
     print(f"wrote {out}")
 
 

@@ -109,6 +109,30 @@ pub fn check_batch(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     Ok(y.f_to_kind(Kind::Int64)?)
 }
 
+/// The shape, dtype and device checks of [`check_batch`], which read nothing
+/// back from the device: for capture-safe kernel bodies, whose callers make
+/// the value checks once per batch.
+pub fn check_layout(x: &Tensor, y: &Tensor) -> Result<()> {
+    if !matches!(x.kind(), Kind::Float | Kind::Double) {
+        return Err(LfrError::InvalidType(format!(
+            "inputs must be torch.float32 or torch.float64, got {}",
+            dtype_name(x.kind())
+        )));
+    }
+    if y.kind() != Kind::Int64 {
+        return Err(LfrError::InvalidType(format!("labels must be torch.int64, got {}", dtype_name(y.kind()))));
+    }
+    let n = x.size().first().copied().unwrap_or(0);
+    if x.dim() < 1 || y.size() != [n] || x.device() != y.device() {
+        return Err(LfrError::Shape(format!(
+            "labels {:?} must be (N,) on the inputs' device for inputs {:?}",
+            y.size(),
+            x.size()
+        )));
+    }
+    Ok(())
+}
+
 /// A finite, non-negative hyper-parameter (`eps`, `alpha`, ...).
 pub fn check_non_negative(name: &str, value: f64) -> Result<()> {
     if !value.is_finite() || value < 0.0 {

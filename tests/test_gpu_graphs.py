@@ -90,3 +90,15 @@ def test_non_finite_logits_in_a_replay_raise(model64, data64):
     model.scale.fill_(float("inf"))  # in place: the graph reads it
     with pytest.raises(ValueError, match="non-finite logits"):
         lfr_rs.pgd(model, x[16:32], y[16:32], **KW, graph=True)
+
+
+@pytest.mark.parametrize("hvp", ["exact", "fd"])
+def test_the_lfr_inner_maximization_replays_the_eager_result(model64, data64, hvp):
+    x, y = data64
+    kw = dict(eps=0.1, alpha=0.02, steps=5, random_start=False, hvp=hvp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for part in (slice(0, 32), slice(32, 64)):
+            got = graphs.lfr_perturb(model64, x[part], y[part], **kw)
+            want = lfr_rs.lfr_perturb(model64, x[part], y[part], **kw)
+            assert torch.allclose(got, want, rtol=0, atol=1e-12)

@@ -56,6 +56,22 @@ def _pgd_fixed(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """PGD's capture-safe body: ``(adversarial, finite)``, no host synchronization."""
 
+def _lfr_perturb_fixed(
+    model: _Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    random_start: bool,
+    start: str,
+    start_std: float,
+    hvp: str,
+    fd_step: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The LFR inner maximization's capture-safe body: ``(x', finite)``."""
+
 def mifgsm(
     model: _Model,
     inputs: torch.Tensor,

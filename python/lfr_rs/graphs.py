@@ -1,4 +1,5 @@
-"""CUDA graphs for fixed-shape attack loops: ``lfr_rs.pgd(..., graph=True)``.
+"""CUDA graphs for fixed-shape attack loops: ``lfr_rs.pgd(..., graph=True)``
+and :func:`lfr_perturb` (the LFR inner maximization).
 
 On a GPU a small model's attack step is bound by kernel launches and the
 Python forward, not by arithmetic. With ``graph=True`` on CUDA inputs, the
@@ -13,9 +14,10 @@ What differs from eager, and why:
 
 * early stopping (``keep_best``) is masking: a fooled sample still goes
   through the passes but its update is zeroed and its kept candidate no
-  longer changes, so the result is the eager one to float32 rounding (the
-  batch objective averages over the whole batch, not the samples left);
-  there is no pass saving, the graph's launch saving is the gain;
+  longer changes, and the batch objective averages over the samples still
+  stepping, as the eager kernel's smaller batch does: the eager result to
+  float32 rounding (bit for bit on the CPU); there is no pass saving, the
+  saved launches are the gain;
 * one restart only (``restarts > 1`` raises ``ValueError``);
 * ``random_start`` draws inside the graph from torch's CUDA generator
   (reproducible under ``torch.manual_seed``, not the eager draws);
@@ -39,7 +41,7 @@ from torch import Tensor
 
 from lfr_rs import _native
 
-__all__ = ["CapturedAttack", "clear", "pgd"]
+__all__ = ["CapturedAttack", "clear", "lfr_perturb", "pgd"]
 
 _NON_FINITE = "the model returned non-finite logits (NaN or inf)"
 _TRAIN_MODE = "the model is in train mode"
@@ -104,44 +106,70 @@ def clear(model: Optional[Any] = None) -> None:
         _cache.pop(model, None)
 
 
-def pgd(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha: float, steps: int = 10,
-        random_start: bool = True, norm: str = "linf", loss: str = "ce", targeted: bool = False,
-        restarts: int = 1, keep_best: bool = False, autocast: Optional[str] = None) -> Tensor:
-    """:func:`lfr_rs.pgd` through a CUDA graph (see the module's text); the
-    binding calls this for ``graph=True``."""
-    params = dict(eps=eps, alpha=alpha, steps=steps, random_start=random_start, norm=norm, loss=loss,
-                  targeted=targeted, keep_best=keep_best, autocast=autocast)
-
-    def eager() -> Tensor:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_TRAIN_MODE)  # the binding has warned already
-            return _native.pgd(model, inputs, labels, restarts=restarts, **params)
-
-    if restarts != 1:
-        raise ValueError(f"graph=True runs one restart, got restarts={restarts}; use graph=False")
+def _graphed(kernel: str, model: Any, inputs: Tensor, labels: Tensor, params: Dict[str, Any],
+             eager: Callable[[], Tensor], body: Callable[[Tensor, Tensor], Tuple[Tensor, Tensor]]) -> Tensor:
+    """``eager()`` on the first call per key, with ``body`` captured after it;
+    the captured graph's replay on later calls; ``eager()`` off CUDA or when
+    capture failed. Warnings point at the caller's caller (the user's call)."""
     if not (isinstance(inputs, Tensor) and inputs.is_cuda):
         where = inputs.device if isinstance(inputs, Tensor) else type(inputs).__name__
-        warnings.warn(f"graph=True needs CUDA inputs (got {where}); ran eagerly", UserWarning, stacklevel=2)
+        warnings.warn(f"graph=True needs CUDA inputs (got {where}); ran eagerly", UserWarning, stacklevel=3)
         return eager()
-    key = (tuple(inputs.shape), inputs.dtype, inputs.device, tuple(sorted(params.items())), _mode(model))
+    key = (kernel, tuple(inputs.shape), inputs.dtype, inputs.device, tuple(sorted(params.items())), _mode(model))
     try:
         graphs = _cache.setdefault(model, {})
     except TypeError:  # not weakly referenceable: nothing to keep a graph under
         warnings.warn(f"graph=True needs a model that can be weakly referenced, got {type(model).__name__}; "
-                      "ran eagerly", UserWarning, stacklevel=2)
+                      "ran eagerly", UserWarning, stacklevel=3)
         return eager()
     captured = graphs.get(key)
     if isinstance(captured, CapturedAttack):
         return captured(inputs, labels)
     out = eager()
     if captured is None:
-        def body(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
-            return _native._pgd_fixed(model, x, y, **params)
-
         try:
             graphs[key] = _capture(body, inputs, labels, _classes(model, inputs))
         except Exception as exc:  # capture refuses host syncs and data-dependent shapes
             graphs[key] = _FAILED
             warnings.warn(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); this shape runs eagerly",
-                          UserWarning, stacklevel=2)
+                          UserWarning, stacklevel=3)
     return out
+
+
+def pgd(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha: float, steps: int = 10,
+        random_start: bool = True, norm: str = "linf", loss: str = "ce", targeted: bool = False,
+        restarts: int = 1, keep_best: bool = False, autocast: Optional[str] = None) -> Tensor:
+    """:func:`lfr_rs.pgd` through a CUDA graph (see the module's text); the
+    binding calls this for ``graph=True``."""
+    if restarts != 1:
+        raise ValueError(f"graph=True runs one restart, got restarts={restarts}; use graph=False")
+    params = dict(eps=eps, alpha=alpha, steps=steps, random_start=random_start, norm=norm, loss=loss,
+                  targeted=targeted, keep_best=keep_best, autocast=autocast)
+
+    def eager() -> Tensor:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_TRAIN_MODE)  # the binding has warned already
+            return _native.pgd(model, inputs, labels, **params)
+
+    def body(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
+        return _native._pgd_fixed(model, x, y, **params)
+
+    return _graphed("pgd", model, inputs, labels, params, eager, body)
+
+
+def lfr_perturb(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha: float, steps: int = 10,
+                random_start: bool = True, start: str = "uniform", start_std: float = 0.001, hvp: str = "exact",
+                fd_step: float = 0.01) -> Tensor:
+    """:func:`lfr_rs.lfr_perturb` (the LFR inner maximization) through a CUDA
+    graph: the same arguments, the eager result to float32 rounding on CUDA
+    inputs (see the module's text); warns and runs eagerly elsewhere."""
+    params = dict(eps=eps, alpha=alpha, steps=steps, random_start=random_start, start=start, start_std=start_std,
+                  hvp=hvp, fd_step=fd_step)
+
+    def eager() -> Tensor:
+        return _native.lfr_perturb(model, inputs, labels, **params)
+
+    def body(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
+        return _native._lfr_perturb_fixed(model, x, y, **params)
+
+    return _graphed("lfr_perturb", model, inputs, labels, params, eager, body)

@@ -11,11 +11,11 @@
 //! (`check_batch_for`), and the non-finite flag comes back as a tensor.
 use crate::attacks::pgd::{last_iterate, Candidate, PgdParams};
 use crate::attacks::Objective;
-use crate::error::{invalid, LfrError, Result};
-use crate::inputs::{check_batch, check_finite_in, dtype_name};
+use crate::error::{invalid, Result};
+use crate::inputs::{check_batch, check_finite_in, check_layout};
 use crate::model::{check_labels_below, checked_logits, CheckedModel, Model};
 use crate::norm::batch_view;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Offers new candidates on every row where `live` (rows not yet fooled).
 fn offer_masked(best: &mut Candidate, live: &Tensor, adv: &Tensor, value: &Tensor, fooled: &Tensor) -> Result<()> {
@@ -49,29 +49,6 @@ fn tracked_masked(model: &impl Model, obj: &Objective, x: &Tensor, y: &Tensor, p
         adv = next.f_where_self(&batch_view(&live, adv.dim())?, &adv)?;
     }
     Ok(best.adv)
-}
-
-/// The shape, dtype and device checks of `check_batch`, which read nothing
-/// back from the device (the value checks are the caller's).
-fn check_layout(x: &Tensor, y: &Tensor) -> Result<()> {
-    if !matches!(x.kind(), Kind::Float | Kind::Double) {
-        return Err(LfrError::InvalidType(format!(
-            "inputs must be torch.float32 or torch.float64, got {}",
-            dtype_name(x.kind())
-        )));
-    }
-    if y.kind() != Kind::Int64 {
-        return Err(LfrError::InvalidType(format!("labels must be torch.int64, got {}", dtype_name(y.kind()))));
-    }
-    let n = x.size().first().copied().unwrap_or(0);
-    if x.dim() < 1 || y.size() != [n] || x.device() != y.device() {
-        return Err(LfrError::Shape(format!(
-            "labels {:?} must be (N,) on the inputs' device for inputs {:?}",
-            y.size(),
-            x.size()
-        )));
-    }
-    Ok(())
 }
 
 /// The value checks [`pgd_fixed`] leaves to its caller, made once per batch
@@ -119,6 +96,7 @@ mod tests {
     use crate::loss::Loss;
     use crate::model::fixtures::{interior, three_classes};
     use crate::norm::Norm;
+    use tch::Kind;
 
     fn params(norm: Norm, keep_best: bool) -> PgdParams {
         PgdParams {
@@ -172,6 +150,6 @@ mod tests {
         let w = three_classes();
         let y = Tensor::from_slice(&[0i64, 1]);
         let p = PgdParams { restarts: 2, ..params(Norm::Linf, true) };
-        assert!(matches!(pgd_fixed(&tanh_model(&w), &interior(2), &y, p), Err(LfrError::InvalidArgument(_))));
+        assert!(matches!(pgd_fixed(&tanh_model(&w), &interior(2), &y, p), Err(crate::error::LfrError::InvalidArgument(_))));
     }
 }

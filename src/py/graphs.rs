@@ -1,7 +1,9 @@
-//! Bindings of the capture-safe kernel bodies that `lfr_rs.graphs` captures
+//! Bindings of the capture-safe kernel bodies (PGD, the LFR inner
+//! maximization) that `lfr_rs.graphs` captures
 //! into CUDA graphs, and of the per-batch checks made outside the graph.
 use crate::attacks::pgd::PgdParams;
 use crate::attacks::pgd_fixed::{check_batch_for, pgd_fixed};
+use crate::regularizers::lfr_perturb_fixed;
 use crate::py::args;
 use crate::py::call::{run_labelled, Mode};
 use crate::py::model::with_autocast;
@@ -58,8 +60,34 @@ pub fn py_pgd_fixed(
     Ok((to_py(py, &adv)?, to_py(py, &finite)?))
 }
 
+/// ``lfr_perturb``'s capture-safe body (``src/regularizers/lfr.rs``): the same
+/// ascent with no host synchronization, on a batch checked with
+/// ``_check_batch``. Returns ``(x', finite)``.
+#[pyfunction]
+#[pyo3(name = "_lfr_perturb_fixed", signature = (model, inputs, labels, *, eps, alpha, steps, random_start, start, start_std, hvp, fd_step))]
+#[allow(clippy::too_many_arguments)]
+pub fn py_lfr_perturb_fixed(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    inputs: PyTensor,
+    labels: PyTensor,
+    eps: f64,
+    alpha: f64,
+    steps: i64,
+    random_start: bool,
+    start: &str,
+    start_std: f64,
+    hvp: &str,
+    fd_step: f64,
+) -> PyResult<(PyObject, PyObject)> {
+    let p = args::lfr_params(eps, alpha, steps, random_start, start, start_std, hvp, fd_step)?;
+    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| lfr_perturb_fixed(m, x, y, p))?;
+    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_check_batch, m)?)?;
     m.add_function(wrap_pyfunction!(py_pgd_fixed, m)?)?;
+    m.add_function(wrap_pyfunction!(py_lfr_perturb_fixed, m)?)?;
     Ok(())
 }

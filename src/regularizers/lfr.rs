@@ -6,7 +6,7 @@
 //! `v = sign(g(x'))`.
 use crate::error::{invalid, Result};
 use crate::grad::grad;
-use crate::inputs::{check_batch, check_count, check_finite_in, check_non_negative, dtype_name};
+use crate::inputs::{check_batch, check_count, check_finite_in, check_layout, check_non_negative, dtype_name};
 use crate::model::{CheckedModel, Model};
 use crate::norm::lp_per_sample;
 use crate::project::project_linf;
@@ -132,6 +132,33 @@ pub fn flatness_grad(model: &impl Model, x: &Tensor, y: &Tensor, hvp: Hvp) -> Re
     model.finish(tch::with_grad(|| flatness_direction(model, x, &labels, hvp)))
 }
 
+impl LfrParams {
+    fn check_in(&self, kind: Kind) -> Result<()> {
+        check_non_negative("eps", self.eps)?;
+        check_non_negative("alpha", self.alpha)?;
+        check_count("steps", self.steps)?;
+        check_finite_in(kind, &[("eps", self.eps), ("alpha", self.alpha)])?;
+        self.hvp.check_in(kind)
+    }
+}
+
+/// The ascent itself, on a batch already checked; reads nothing back from
+/// the device (so that a CUDA graph can capture it).
+fn ascend<M: Model>(model: &CheckedModel<'_, M>, x: &Tensor, labels: &Tensor, p: &LfrParams, with_gamma: bool) -> Result<(Tensor, Option<Tensor>)> {
+    let mut adv = p.start.initial(x, p.eps)?;
+    for _ in 0..p.steps {
+        let dir = flatness_direction(model, &adv, labels, p.hvp)?;
+        adv = project_linf(&adv.f_add(&dir.f_sign()?.f_mul_scalar(p.alpha)?)?, x, p.eps)?;
+    }
+    let gamma = if with_gamma {
+        let xr = adv.f_detach()?.f_set_requires_grad(true)?;
+        Some(lp_per_sample(&ce_input_grad(model, &xr, labels, false)?.1, 1.0)?)
+    } else {
+        None
+    };
+    Ok((adv, gamma))
+}
+
 /// Runs the inner maximization. Returns `x'` and, when `with_gamma`, the
 /// achieved `gamma_C(x, eps) ~ ||d_x L(x')||_1` per sample (Definition 1),
 /// which costs one more forward/backward.
@@ -140,28 +167,27 @@ pub fn lfr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LfrParams, wit
     check_non_negative("alpha", p.alpha)?;
     check_count("steps", p.steps)?;
     let labels = check_batch(x, y)?;
-    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha)])?;
-    p.hvp.check_in(x.kind())?;
+    p.check_in(x.kind())?;
     let x = x.f_detach()?;
     if x.numel() == 0 {
         let gamma = Tensor::f_zeros([0i64].as_slice(), (x.kind(), x.device()))?;
         return Ok((x.f_detach_copy()?, with_gamma.then_some(gamma)));
     }
     let model = &CheckedModel::new(model, Some(&labels))?;
-    model.finish(tch::with_grad(|| {
-        let mut adv = p.start.initial(&x, p.eps)?;
-        for _ in 0..p.steps {
-            let dir = flatness_direction(model, &adv, &labels, p.hvp)?;
-            adv = project_linf(&adv.f_add(&dir.f_sign()?.f_mul_scalar(p.alpha)?)?, &x, p.eps)?;
-        }
-        let gamma = if with_gamma {
-            let xr = adv.f_detach()?.f_set_requires_grad(true)?;
-            Some(lp_per_sample(&ce_input_grad(model, &xr, &labels, false)?.1, 1.0)?)
-        } else {
-            None
-        };
-        Ok((adv, gamma))
-    }))
+    model.finish(tch::with_grad(|| ascend(model, &x, &labels, &p, with_gamma)))
+}
+
+/// [`lfr_perturb`]'s capture-safe form: the same ascent on a batch whose
+/// values the caller checked (`check_batch_for`), with no host
+/// synchronization; returns `x'` and a 0-d bool tensor, true when every
+/// logit the model returned was finite.
+pub fn lfr_perturb_fixed(model: &impl Model, x: &Tensor, y: &Tensor, p: LfrParams) -> Result<(Tensor, Tensor)> {
+    check_layout(x, y)?;
+    p.check_in(x.kind())?;
+    let x = x.f_detach()?;
+    let model = CheckedModel::new(model, None)?;
+    let (adv, _) = tch::with_grad(|| ascend(&model, &x, y, &p, false))?;
+    Ok((adv, model.finite_flag(x.device())?))
 }
 
 #[cfg(test)]
@@ -185,5 +211,25 @@ mod tests {
         let d = (&a - &x).abs().max().double_value(&[]);
         assert!(d > 0.0 && d < 0.01, "normal start moved by {d}");
         assert!(Start::Clean.initial(&x, 0.3).unwrap().equal(&x));
+    }
+
+    #[test]
+    fn the_capture_safe_form_is_the_eager_ascent() {
+        use crate::model::fixtures::{interior, three_classes};
+        let w = three_classes();
+        let model = |x: &Tensor| -> Result<Tensor> { Ok(x.f_matmul(&w.f_tr()?)?.f_tanh()?.f_mul_scalar(4.0)?) };
+        let x = interior(5);
+        let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1]);
+        for hvp in [Hvp::Exact, Hvp::FiniteDifference(0.01)] {
+            let p = LfrParams { eps: 0.1, alpha: 0.02, steps: 6, start: Start::Clean, hvp };
+            let (eager, _) = lfr_perturb(&model, &x, &y, p, false).unwrap();
+            let (fixed, finite) = lfr_perturb_fixed(&model, &x, &y, p).unwrap();
+            assert!(fixed.equal(&eager), "{hvp:?}");
+            assert!(!fixed.equal(&x) && bool::try_from(finite).unwrap());
+        }
+        let nan = |x: &Tensor| -> Result<Tensor> { Ok(x.f_narrow(1, 0, 3)?.f_div_scalar(0.0)?) };
+        let p = LfrParams { eps: 0.1, alpha: 0.02, steps: 2, start: Start::Clean, hvp: Hvp::Exact };
+        let (_, finite) = lfr_perturb_fixed(&nan, &x, &y, p).unwrap();
+        assert!(!bool::try_from(finite).unwrap());
     }
 }

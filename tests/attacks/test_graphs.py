@@ -120,3 +120,22 @@ def test_graph_true_runs_one_restart(trained_cnn, batch):
     x, y = batch
     with pytest.raises(ValueError, match="one restart"):
         lfr_rs.pgd(trained_cnn, x[:4], y[:4], eps=0.1, alpha=0.02, restarts=2, graph=True)
+
+
+@pytest.mark.parametrize("hvp", ["exact", "fd"])
+def test_the_lfr_body_is_the_eager_inner_maximization(trained_cnn, batch, hvp):
+    x, y = batch
+    kw = dict(eps=0.1, alpha=0.02, steps=4, random_start=False, start="uniform", start_std=0.001, hvp=hvp,
+              fd_step=0.01)
+    eager = lfr_rs.lfr_perturb(trained_cnn, x[:16], y[:16], **kw)
+    fixed, finite = _native._lfr_perturb_fixed(trained_cnn, x[:16], y[:16], **kw)
+    assert bool(finite) and torch.equal(fixed, eager) and not torch.equal(fixed, x[:16])
+
+
+def test_lfr_perturb_through_graphs_off_cuda_warns_and_is_eager(trained_cnn, batch):
+    x, y = batch
+    kw = dict(eps=0.1, alpha=0.02, steps=3, random_start=False, hvp="fd")
+    with pytest.warns(UserWarning, match="graph=True needs CUDA inputs") as record:
+        out = graphs.lfr_perturb(trained_cnn, x[:8], y[:8], **kw)
+    assert record[0].filename == __file__
+    assert torch.equal(out, lfr_rs.lfr_perturb(trained_cnn, x[:8], y[:8], **kw))
