@@ -14,7 +14,8 @@ without random start, interleaved, median of ``--repeats``:
 * ``compute``: that loop captured into one CUDA graph and replayed: what the
   GPU needs for the passes alone, the limit a graph can approach.
 
-And the LFR inner maximization (``lfr_perturb``, fd, 40 steps) on SmallCNN:
+APGD-CE (100 steps, eps 0.3) on SmallCNN: eager, ``graph=True``,
+torchattacks.APGD (target: torchattacks / graph >= 3). And the LFR inner maximization (``lfr_perturb``, fd, 40 steps) on SmallCNN:
 eager, through a graph (``lfr_rs.graphs.lfr_perturb``), and the same loop in
 plain PyTorch (target: PyTorch / graph >= 2 at batch 128).
 
@@ -153,19 +154,42 @@ def lfr_row(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, a: argpars
     return row
 
 
+def apgd_row(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, a: argparse.Namespace) -> Dict[str, Any]:
+    """APGD-CE, ``--apgd-steps`` iterations, eps 0.3, one restart: eager,
+    through a graph, torchattacks.APGD; robust accuracy of each."""
+    model = model.to(a.device).eval()
+    kw = dict(eps=0.3, steps=a.apgd_steps, loss="ce")
+    sides: Dict[str, Callable[[], Any]] = {"eager": lambda: lfr_rs.apgd(model, x, y, **kw)}
+    if x.is_cuda:
+        sides["graph"] = lambda: lfr_rs.apgd(model, x, y, graph=True, **kw)
+    if torchattacks is not None:
+        ta = torchattacks.APGD(model, norm="Linf", eps=0.3, steps=a.apgd_steps, n_restarts=1, loss="ce", seed=0)
+        sides["torchattacks"] = lambda: ta(x, y)
+    times, outputs = time_interleaved(sides, a.repeats)
+    med = {k: summary(v)["median_ms"] for k, v in times.items()}
+    with torch.no_grad():
+        acc = {k: float((model(v).argmax(1) == y).float().mean()) for k, v in outputs.items()}
+    row: Dict[str, Any] = {"kernel": f"APGD-CE {a.apgd_steps}", "batch": len(x), "median_ms": med, "accuracy": acc,
+                           "seconds": times}
+    if x.is_cuda and "torchattacks" in med:
+        row["torchattacks_over_graph"] = med["torchattacks"] / med["graph"]
+    return row
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--batch", type=int, default=128, help="SmallCNN batch")
     p.add_argument("--resnet-batch", type=int, default=256)
+    p.add_argument("--apgd-steps", type=int, default=100)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test only")
     p.add_argument("--json", default=None)
     a = p.parse_args()
     if a.quick:
-        a.steps, a.batch, a.resnet_batch, a.repeats = 3, 8, 4, 1
+        a.steps, a.apgd_steps, a.batch, a.resnet_batch, a.repeats = 3, 3, 8, 4, 1
     threads = set_threads(a.threads)
     torch.manual_seed(0)
     rows: List[Dict[str, Any]] = []
@@ -175,6 +199,7 @@ def main() -> None:
         y = small(x).argmax(1)
     rows.append(model_rows("SmallCNN (mnist/standard)", small, x, y, a, eps=0.3))
     lfr = lfr_row(small, x, y, a)
+    apgd = apgd_row(small, x, y, a)
     x = torch.rand(a.resnet_batch, 3, 32, 32, device=a.device)
     y = torch.randint(0, 10, (a.resnet_batch,), device=a.device)
     rows.append(model_rows("ResNet18 (random weights)", ResNet18(), x, y, a, eps=8 / 255))
@@ -186,10 +211,14 @@ def main() -> None:
     print(markdown_table(["kernel", "batch", "eager ms", "graph ms", "PyTorch ms", "PyTorch/graph", "max diff"],
                          [[lfr["kernel"], lfr["batch"], lfr["median_ms"]["eager"], lfr["median_ms"].get("graph"),
                            lfr["median_ms"]["pytorch"], lfr.get("pytorch_over_graph"), lfr.get("graph_max_abs_diff")]]))
+    print(markdown_table(["kernel", "batch", "eager ms", "graph ms", "torchattacks ms", "TA/graph", "robust accuracy"],
+                         [[apgd["kernel"], apgd["batch"], apgd["median_ms"]["eager"], apgd["median_ms"].get("graph"),
+                           apgd["median_ms"].get("torchattacks"), apgd.get("torchattacks_over_graph"),
+                           " ".join(f"{k}={v:.3f}" for k, v in apgd["accuracy"].items())]]))
     tag = a.device.split(":")[0] + ("_quick" if a.quick else "")
     out = write_json(a.json or str(RESULTS / f"graphs_{tag}.json"),
                      {"benchmark": "bench_graphs", "device": device_info(a.device), "env": env_info(),
-                      "threads": threads, "steps": a.steps, "rows": rows, "lfr": lfr})
+                      "threads": threads, "steps": a.steps, "rows": rows, "lfr": lfr, "apgd": apgd})
     print(f"wrote {out}")
 
 

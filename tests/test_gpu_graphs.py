@@ -102,3 +102,21 @@ def test_the_lfr_inner_maximization_replays_the_eager_result(model64, data64, hv
             got = graphs.lfr_perturb(model64, x[part], y[part], **kw)
             want = lfr_rs.lfr_perturb(model64, x[part], y[part], **kw)
             assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["ce", "dlr"])
+def test_apgd_replays_stay_in_the_ball_and_measure_what_eager_measures(model64, data64, loss):
+    """A replay draws its random start inside the graph (not the eager
+    draws), so the outcome is compared, not the bits: the bit-for-bit
+    comparison of the captured body with the eager kernel is on the CPU
+    (tests/attacks/test_graphs.py)."""
+    x, y = data64
+    kw = dict(eps=0.15, steps=20, loss=loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lfr_rs.apgd(model64, x[:64], y[:64], graph=True, **kw)  # eager, then captured
+        got = lfr_rs.apgd(model64, x[64:128], y[64:128], graph=True, **kw)  # a replay
+    assert (got - x[64:128]).abs().max() <= 0.15 + 1e-12 and got.min() >= 0 and got.max() <= 1
+    want = lfr_rs.apgd(model64, x[64:128], y[64:128], **kw)
+    acc = [(model64(a).argmax(1) == y[64:128]).double().mean().item() for a in (got, want)]
+    assert abs(acc[0] - acc[1]) <= 0.1, acc

@@ -72,6 +72,23 @@ def _lfr_perturb_fixed(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The LFR inner maximization's capture-safe body: ``(x', finite)``."""
 
+def _apgd_fixed(
+    model: _Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    steps: int,
+    norm: Norm,
+    loss: ApgdLoss,
+    targeted: bool,
+    n_target_classes: int,
+    restarts: int,
+    rho: float,
+    autocast: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """APGD's capture-safe body: ``(adversarial, finite)``, masks for index sets."""
+
 def mifgsm(
     model: _Model,
     inputs: torch.Tensor,
@@ -196,6 +213,7 @@ def apgd(
     restarts: int = 1,
     rho: float = 0.75,
     autocast: str | None = None,
+    graph: bool = False,
 ) -> torch.Tensor:
     """Auto-PGD (APGD; APGD-T with targeted=True)."""
 

@@ -1,5 +1,6 @@
-"""CUDA graphs for fixed-shape attack loops: ``lfr_rs.pgd(..., graph=True)``
-and :func:`lfr_perturb` (the LFR inner maximization).
+"""CUDA graphs for fixed-shape attack loops: ``lfr_rs.pgd(..., graph=True)``,
+``lfr_rs.apgd(..., graph=True)`` and :func:`lfr_perturb` (the LFR inner
+maximization).
 
 On a GPU a small model's attack step is bound by kernel launches and the
 Python forward, not by arithmetic. With ``graph=True`` on CUDA inputs, the
@@ -18,7 +19,9 @@ What differs from eager, and why:
   stepping, as the eager kernel's smaller batch does: the eager result to
   float32 rounding (bit for bit on the CPU); there is no pass saving, the
   saved launches are the gain;
-* one restart only (``restarts > 1`` raises ``ValueError``);
+* PGD: one restart only (``restarts > 1`` raises ``ValueError``); APGD:
+  every run (target, restart) covers the whole batch, a mask gating what it
+  records;
 * ``random_start`` draws inside the graph from torch's CUDA generator
   (reproducible under ``torch.manual_seed``, not the eager draws);
 * the graph reads the model's parameters where they are: in-place updates
@@ -41,7 +44,7 @@ from torch import Tensor
 
 from lfr_rs import _native
 
-__all__ = ["CapturedAttack", "clear", "lfr_perturb", "pgd"]
+__all__ = ["CapturedAttack", "apgd", "clear", "lfr_perturb", "pgd"]
 
 _NON_FINITE = "the model returned non-finite logits (NaN or inf)"
 _TRAIN_MODE = "the model is in train mode"
@@ -155,6 +158,29 @@ def pgd(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha: float,
         return _native._pgd_fixed(model, x, y, **params)
 
     return _graphed("pgd", model, inputs, labels, params, eager, body)
+
+
+def apgd(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, steps: int = 100, norm: str = "linf",
+         loss: str = "ce", targeted: bool = False, n_target_classes: int = 9, restarts: int = 1, rho: float = 0.75,
+         autocast: Optional[str] = None) -> Tensor:
+    """:func:`lfr_rs.apgd` through a CUDA graph; the binding calls this for
+    ``graph=True``. Every run (target, restart) covers the whole batch, a
+    mask gating what it records, so a point still costs passes after it is
+    fooled; the first run's random start equals the eager one's only on a
+    batch the model classifies correctly (the eager kernel draws it for the
+    correctly classified points alone)."""
+    params = dict(eps=eps, steps=steps, norm=norm, loss=loss, targeted=targeted, n_target_classes=n_target_classes,
+                  restarts=restarts, rho=rho, autocast=autocast)
+
+    def eager() -> Tensor:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_TRAIN_MODE)  # the binding has warned already
+            return _native.apgd(model, inputs, labels, **params)
+
+    def body(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
+        return _native._apgd_fixed(model, x, y, **params)
+
+    return _graphed("apgd", model, inputs, labels, params, eager, body)
 
 
 def lfr_perturb(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha: float, steps: int = 10,

@@ -5,10 +5,11 @@ use crate::attacks::mifgsm::{mifgsm, MifgsmParams};
 use crate::attacks::pgd::{pgd, PgdParams};
 use crate::py::args;
 use crate::py::call::run_kernel;
-use crate::py::model::{warn_if_training, with_autocast};
-use crate::py::tensor::{to_py, PyTensor};
+use crate::py::graphs;
+use crate::py::model::with_autocast;
+use crate::py::tensor::PyTensor;
 use pyo3::prelude::*;
-use pyo3::types::IntoPyDict;
+use pyo3::types::PyDict;
 
 /// Fast Gradient Sign Method (Goodfellow et al., 2015, https://arxiv.org/abs/1412.6572).
 ///
@@ -119,22 +120,18 @@ pub fn py_pgd(
     graph: bool,
 ) -> PyResult<PyObject> {
     if graph {
-        warn_if_training(model)?;
-        let kwargs = [
-            ("eps", eps.into_pyobject(py)?.into_any()),
-            ("alpha", alpha.into_pyobject(py)?.into_any()),
-            ("steps", steps.into_pyobject(py)?.into_any()),
-            ("random_start", random_start.into_pyobject(py)?.to_owned().into_any()),
-            ("norm", norm.into_pyobject(py)?.into_any()),
-            ("loss", loss.into_pyobject(py)?.into_any()),
-            ("targeted", targeted.into_pyobject(py)?.to_owned().into_any()),
-            ("restarts", restarts.into_pyobject(py)?.into_any()),
-            ("keep_best", keep_best.into_pyobject(py)?.to_owned().into_any()),
-            ("autocast", autocast.into_pyobject(py)?.into_any()),
-        ]
-        .into_py_dict(py)?;
-        let args = (model, to_py(py, &inputs.0)?, to_py(py, &labels.0)?);
-        return Ok(py.import("lfr_rs.graphs")?.getattr("pgd")?.call(args, Some(&kwargs))?.unbind());
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("eps", eps)?;
+        kwargs.set_item("alpha", alpha)?;
+        kwargs.set_item("steps", steps)?;
+        kwargs.set_item("random_start", random_start)?;
+        kwargs.set_item("norm", norm)?;
+        kwargs.set_item("loss", loss)?;
+        kwargs.set_item("targeted", targeted)?;
+        kwargs.set_item("restarts", restarts)?;
+        kwargs.set_item("keep_best", keep_best)?;
+        kwargs.set_item("autocast", autocast)?;
+        return graphs::dispatch(model, "pgd", &inputs, &labels, &kwargs);
     }
     let p = PgdParams {
         eps,

@@ -2,9 +2,11 @@
 use crate::eval::{apgd, fab, square, ApgdParams, FabParams, SquareParams};
 use crate::py::args;
 use crate::py::call::run_kernel;
+use crate::py::graphs;
 use crate::py::model::with_autocast;
 use crate::py::tensor::PyTensor;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 /// Auto-PGD (Croce & Hein, 2020, https://arxiv.org/abs/2003.01690), the
 /// gradient attack of AutoAttack; ``targeted=True`` is APGD-T.
@@ -49,6 +51,11 @@ use pyo3::prelude::*;
 ///     Run the model's forward under ``torch.autocast`` with this dtype (the
 ///     logits come back float32); the iterate, projection and loss stay
 ///     float32 (:mod:`lfr_rs.precision`).
+/// graph : bool, default False
+///     On CUDA inputs, capture the whole attack (every target and restart,
+///     over the whole batch with masks for the points still robust) into a
+///     CUDA graph on the first call per batch shape and replay it on later
+///     calls (:mod:`lfr_rs.graphs`); warns and runs eagerly elsewhere.
 ///
 /// Shape
 /// -----
@@ -60,7 +67,7 @@ use pyo3::prelude::*;
 ///     Per sample the first iterate that fooled the model, or the input where
 ///     none did (new, detached; inputs' shape, dtype and device).
 #[pyfunction]
-#[pyo3(name = "apgd", signature = (model, inputs, labels, *, eps, steps = 100, norm = "linf", loss = "ce", targeted = false, n_target_classes = 9, restarts = 1, rho = 0.75, autocast = None))]
+#[pyo3(name = "apgd", signature = (model, inputs, labels, *, eps, steps = 100, norm = "linf", loss = "ce", targeted = false, n_target_classes = 9, restarts = 1, rho = 0.75, autocast = None, graph = false))]
 #[allow(clippy::too_many_arguments)]
 pub fn py_apgd(
     py: Python<'_>,
@@ -76,7 +83,21 @@ pub fn py_apgd(
     restarts: i64,
     rho: f64,
     autocast: Option<&str>,
+    graph: bool,
 ) -> PyResult<PyObject> {
+    if graph {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("eps", eps)?;
+        kwargs.set_item("steps", steps)?;
+        kwargs.set_item("norm", norm)?;
+        kwargs.set_item("loss", loss)?;
+        kwargs.set_item("targeted", targeted)?;
+        kwargs.set_item("n_target_classes", n_target_classes)?;
+        kwargs.set_item("restarts", restarts)?;
+        kwargs.set_item("rho", rho)?;
+        kwargs.set_item("autocast", autocast)?;
+        return graphs::dispatch(model, "apgd", &inputs, &labels, &kwargs);
+    }
     let p = ApgdParams {
         eps,
         steps,

@@ -1,14 +1,27 @@
-//! Bindings of the capture-safe kernel bodies (PGD, the LFR inner
+//! Bindings of the capture-safe kernel bodies (PGD, APGD, the LFR inner
 //! maximization) that `lfr_rs.graphs` captures
 //! into CUDA graphs, and of the per-batch checks made outside the graph.
 use crate::attacks::pgd::PgdParams;
 use crate::attacks::pgd_fixed::{check_batch_for, pgd_fixed};
-use crate::regularizers::lfr_perturb_fixed;
+use crate::eval::apgd::fixed::apgd_fixed;
+use crate::eval::ApgdParams;
 use crate::py::args;
 use crate::py::call::{run_labelled, Mode};
-use crate::py::model::with_autocast;
+use crate::py::model::{warn_if_training, with_autocast};
 use crate::py::tensor::{to_py, PyTensor};
+use crate::regularizers::lfr_perturb_fixed;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// A binding's `graph=True`: the train-mode warning the eager binding gives
+/// (pointing at the caller), then the call handed to `lfr_rs.graphs.<name>`
+/// with the binding's keyword arguments.
+pub fn dispatch<'py>(model: &Bound<'py, PyAny>, name: &str, inputs: &PyTensor, labels: &PyTensor, kwargs: &Bound<'py, PyDict>) -> PyResult<PyObject> {
+    let py = model.py();
+    warn_if_training(model)?;
+    let args = (model, to_py(py, &inputs.0)?, to_py(py, &labels.0)?);
+    Ok(py.import("lfr_rs.graphs")?.getattr(name)?.call(args, Some(kwargs))?.unbind())
+}
 
 /// The checks the eager kernels make of a batch, made once before a graph
 /// replays on it: inputs floating point, finite, in [0, 1]; labels integer,
@@ -85,9 +98,47 @@ pub fn py_lfr_perturb_fixed(
     Ok((to_py(py, &adv)?, to_py(py, &finite)?))
 }
 
+/// APGD's capture-safe body (``src/eval/apgd/fixed.rs``): every run over the
+/// whole batch with masks for the points still robust, no host
+/// synchronization, on a batch checked with ``_check_batch``. Returns
+/// ``(adversarial, finite)``.
+#[pyfunction]
+#[pyo3(name = "_apgd_fixed", signature = (model, inputs, labels, *, eps, steps, norm, loss, targeted, n_target_classes, restarts, rho, autocast = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn py_apgd_fixed(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    inputs: PyTensor,
+    labels: PyTensor,
+    eps: f64,
+    steps: i64,
+    norm: &str,
+    loss: &str,
+    targeted: bool,
+    n_target_classes: i64,
+    restarts: i64,
+    rho: f64,
+    autocast: Option<&str>,
+) -> PyResult<(PyObject, PyObject)> {
+    let p = ApgdParams {
+        eps,
+        steps,
+        norm: args::norm(norm)?,
+        loss: args::apgd_loss(loss)?,
+        targeted,
+        n_target_classes,
+        restarts,
+        rho,
+    };
+    let model = &with_autocast(model, autocast, &inputs)?;
+    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| apgd_fixed(m, x, y, p))?;
+    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_check_batch, m)?)?;
     m.add_function(wrap_pyfunction!(py_pgd_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_lfr_perturb_fixed, m)?)?;
+    m.add_function(wrap_pyfunction!(py_apgd_fixed, m)?)?;
     Ok(())
 }

@@ -139,3 +139,51 @@ def test_lfr_perturb_through_graphs_off_cuda_warns_and_is_eager(trained_cnn, bat
         out = graphs.lfr_perturb(trained_cnn, x[:8], y[:8], **kw)
     assert record[0].filename == __file__
     assert torch.equal(out, lfr_rs.lfr_perturb(trained_cnn, x[:8], y[:8], **kw))
+
+
+@pytest.mark.parametrize("loss", ["ce", "dlr"])
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_the_apgd_body_is_the_eager_attack_on_a_correctly_classified_batch(trained_cnn, batch, loss, norm):
+    """One run: both sides draw the random start for the whole batch (every
+    point is classified correctly), so they must agree bit for bit; fooled
+    points are frozen by a mask here and dropped there."""
+    model = copy.deepcopy(trained_cnn).double()
+    x, y = batch
+    x = x[:64].double()
+    keep = model(x).argmax(1) == y[:64]
+    x, y = x[keep][:24], y[:64][keep][:24]
+    eps = 0.15 if norm == "linf" else 1.5
+    kw = dict(eps=eps, steps=20, norm=norm, loss=loss, targeted=False, n_target_classes=9, restarts=1, rho=0.75)
+    torch.manual_seed(5)
+    eager = lfr_rs.apgd(model, x, y, **kw)
+    torch.manual_seed(5)
+    fixed, finite = _native._apgd_fixed(model, x, y, **kw)
+    assert bool(finite) and torch.equal(fixed, eager)
+    fooled = (model(fixed).argmax(1) != y).sum().item()
+    assert 0 < fooled < len(y), "some points must stop early and some go on"
+
+
+def test_the_apgd_body_with_targets_and_restarts_keeps_the_eager_outcomes(trained_cnn, batch):
+    """Later runs draw their starts for the whole batch here and for the
+    survivors there, so only the semantics can be compared: in the ball, a
+    point the clean model gets wrong returned unchanged, robust accuracy
+    within 2 points."""
+    x, y = batch
+    kw = dict(eps=0.15, steps=20, norm="linf", loss="dlr", targeted=True, n_target_classes=3, restarts=2, rho=0.75)
+    eager = lfr_rs.apgd(trained_cnn, x, y, **kw)
+    fixed, _ = _native._apgd_fixed(trained_cnn, x, y, **kw)
+    assert (fixed - x).abs().max() <= 0.15 + 1e-6 and fixed.min() >= 0 and fixed.max() <= 1
+    wrong = trained_cnn(x).argmax(1) != y
+    assert wrong.any() and torch.equal(fixed[wrong], x[wrong])
+    acc = [(trained_cnn(a).argmax(1) == y).float().mean().item() for a in (eager, fixed)]
+    assert abs(acc[0] - acc[1]) <= 0.02, acc
+
+
+def test_apgd_graph_true_off_cuda_warns_and_is_eager(trained_cnn, batch):
+    x, y = batch
+    torch.manual_seed(1)
+    with pytest.warns(UserWarning, match="graph=True needs CUDA inputs") as record:
+        out = lfr_rs.apgd(trained_cnn, x[:16], y[:16], eps=0.1, steps=5, graph=True)
+    assert record[0].filename == __file__
+    torch.manual_seed(1)
+    assert torch.equal(out, lfr_rs.apgd(trained_cnn, x[:16], y[:16], eps=0.1, steps=5))

@@ -17,6 +17,7 @@
 //! soon as one iterate fools the model; that iterate is returned. Points the
 //! model already misclassifies are returned unchanged. Every sample's
 //! trajectory is exactly the one it would follow in a full-batch run.
+pub mod fixed;
 pub mod params;
 pub mod run;
 
@@ -31,7 +32,7 @@ use tch::{Kind, Tensor};
 
 /// One forward and one backward: per-sample loss, predicted class and the
 /// gradient of the summed loss. The only place the APGD loop calls the model.
-fn probe(model: &impl Model, loss: ApgdLoss, x: &Tensor, y: &Tensor, t: Option<&Tensor>) -> Result<(Tensor, Tensor, Tensor)> {
+pub(crate) fn probe(model: &impl Model, loss: ApgdLoss, x: &Tensor, y: &Tensor, t: Option<&Tensor>) -> Result<(Tensor, Tensor, Tensor)> {
     let xr = x.f_detach()?.f_set_requires_grad(true)?;
     let logits = checked_logits(model, &xr)?;
     let value = loss.value(&logits, y, t)?;
