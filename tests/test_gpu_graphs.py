@@ -120,3 +120,13 @@ def test_apgd_replays_stay_in_the_ball_and_measure_what_eager_measures(model64, 
     want = lfr_rs.apgd(model64, x[64:128], y[64:128], **kw)
     acc = [(model64(a).argmax(1) == y[64:128]).double().mean().item() for a in (got, want)]
     assert abs(acc[0] - acc[1]) <= 0.1, acc
+
+
+def test_mifgsm_replays_the_eager_result(model64, data64):
+    x, y = data64
+    kw = dict(eps=0.1, alpha=0.02, steps=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for part in (slice(0, 32), slice(32, 64)):
+            got = lfr_rs.mifgsm(model64, x[part], y[part], graph=True, **kw)
+            assert torch.allclose(got, lfr_rs.mifgsm(model64, x[part], y[part], **kw), rtol=0, atol=1e-12)

@@ -89,6 +89,20 @@ def _apgd_fixed(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """APGD's capture-safe body: ``(adversarial, finite)``, masks for index sets."""
 
+def _mifgsm_fixed(
+    model: _Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    decay: float,
+    targeted: bool,
+    autocast: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MI-FGSM's capture-safe body: ``(adversarial, finite)``."""
+
 def mifgsm(
     model: _Model,
     inputs: torch.Tensor,
@@ -100,6 +114,7 @@ def mifgsm(
     decay: float = 1.0,
     targeted: bool = False,
     autocast: str | None = None,
+    graph: bool = False,
 ) -> torch.Tensor:
     """Momentum Iterative FGSM."""
 

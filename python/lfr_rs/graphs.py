@@ -1,6 +1,6 @@
-"""CUDA graphs for fixed-shape attack loops: ``lfr_rs.pgd(..., graph=True)``,
-``lfr_rs.apgd(..., graph=True)`` and :func:`lfr_perturb` (the LFR inner
-maximization).
+"""CUDA graphs for fixed-shape attack loops: ``graph=True`` on
+``lfr_rs.pgd``, ``lfr_rs.mifgsm`` and ``lfr_rs.apgd``, and :func:`lfr_perturb`
+(the LFR inner maximization). FGSM is one step: there is no loop to capture.
 
 On a GPU a small model's attack step is bound by kernel launches and the
 Python forward, not by arithmetic. With ``graph=True`` on CUDA inputs, the
@@ -44,7 +44,7 @@ from torch import Tensor
 
 from lfr_rs import _native
 
-__all__ = ["CapturedAttack", "apgd", "clear", "lfr_perturb", "pgd"]
+__all__ = ["CapturedAttack", "apgd", "clear", "lfr_perturb", "mifgsm", "pgd"]
 
 _NON_FINITE = "the model returned non-finite logits (NaN or inf)"
 _TRAIN_MODE = "the model is in train mode"
@@ -158,6 +158,23 @@ def pgd(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha: float,
         return _native._pgd_fixed(model, x, y, **params)
 
     return _graphed("pgd", model, inputs, labels, params, eager, body)
+
+
+def mifgsm(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha: float, steps: int = 10,
+           decay: float = 1.0, targeted: bool = False, autocast: Optional[str] = None) -> Tensor:
+    """:func:`lfr_rs.mifgsm` through a CUDA graph (the same iterates; no early
+    stopping to mask); the binding calls this for ``graph=True``."""
+    params = dict(eps=eps, alpha=alpha, steps=steps, decay=decay, targeted=targeted, autocast=autocast)
+
+    def eager() -> Tensor:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_TRAIN_MODE)  # the binding has warned already
+            return _native.mifgsm(model, inputs, labels, **params)
+
+    def body(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
+        return _native._mifgsm_fixed(model, x, y, **params)
+
+    return _graphed("mifgsm", model, inputs, labels, params, eager, body)
 
 
 def apgd(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, steps: int = 100, norm: str = "linf",

@@ -170,6 +170,10 @@ pub fn py_pgd(
 ///     Run the model's forward under ``torch.autocast`` with this dtype (the
 ///     logits come back float32); the iterate, projection and loss stay
 ///     float32 (:mod:`lfr_rs.precision`).
+/// graph : bool, default False
+///     On CUDA inputs, capture all steps into a CUDA graph on the first call
+///     per batch shape and replay it on later calls (:mod:`lfr_rs.graphs`);
+///     warns and runs eagerly elsewhere.
 ///
 /// Shape
 /// -----
@@ -179,7 +183,7 @@ pub fn py_pgd(
 /// -------
 /// torch.Tensor
 #[pyfunction]
-#[pyo3(name = "mifgsm", signature = (model, inputs, labels, *, eps, alpha, steps = 10, decay = 1.0, targeted = false, autocast = None))]
+#[pyo3(name = "mifgsm", signature = (model, inputs, labels, *, eps, alpha, steps = 10, decay = 1.0, targeted = false, autocast = None, graph = false))]
 #[allow(clippy::too_many_arguments)]
 pub fn py_mifgsm(
     py: Python<'_>,
@@ -192,7 +196,18 @@ pub fn py_mifgsm(
     decay: f64,
     targeted: bool,
     autocast: Option<&str>,
+    graph: bool,
 ) -> PyResult<PyObject> {
+    if graph {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("eps", eps)?;
+        kwargs.set_item("alpha", alpha)?;
+        kwargs.set_item("steps", steps)?;
+        kwargs.set_item("decay", decay)?;
+        kwargs.set_item("targeted", targeted)?;
+        kwargs.set_item("autocast", autocast)?;
+        return graphs::dispatch(model, "mifgsm", &inputs, &labels, &kwargs);
+    }
     let p = MifgsmParams { eps, alpha, steps, decay, targeted };
     let model = &with_autocast(model, autocast, &inputs)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| mifgsm(m, x, y, p))

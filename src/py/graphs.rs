@@ -1,6 +1,7 @@
-//! Bindings of the capture-safe kernel bodies (PGD, APGD, the LFR inner
-//! maximization) that `lfr_rs.graphs` captures
+//! Bindings of the capture-safe kernel bodies (PGD, MI-FGSM, APGD, the LFR
+//! inner maximization) that `lfr_rs.graphs` captures
 //! into CUDA graphs, and of the per-batch checks made outside the graph.
+use crate::attacks::mifgsm::{mifgsm_fixed, MifgsmParams};
 use crate::attacks::pgd::PgdParams;
 use crate::attacks::pgd_fixed::{check_batch_for, pgd_fixed};
 use crate::eval::apgd::fixed::apgd_fixed;
@@ -135,10 +136,34 @@ pub fn py_apgd_fixed(
     Ok((to_py(py, &adv)?, to_py(py, &finite)?))
 }
 
+/// MI-FGSM's capture-safe body (``src/attacks/mifgsm.rs``), on a batch
+/// checked with ``_check_batch``. Returns ``(adversarial, finite)``.
+#[pyfunction]
+#[pyo3(name = "_mifgsm_fixed", signature = (model, inputs, labels, *, eps, alpha, steps, decay, targeted, autocast = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn py_mifgsm_fixed(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    inputs: PyTensor,
+    labels: PyTensor,
+    eps: f64,
+    alpha: f64,
+    steps: i64,
+    decay: f64,
+    targeted: bool,
+    autocast: Option<&str>,
+) -> PyResult<(PyObject, PyObject)> {
+    let p = MifgsmParams { eps, alpha, steps, decay, targeted };
+    let model = &with_autocast(model, autocast, &inputs)?;
+    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| mifgsm_fixed(m, x, y, p))?;
+    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_check_batch, m)?)?;
     m.add_function(wrap_pyfunction!(py_pgd_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_lfr_perturb_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_apgd_fixed, m)?)?;
+    m.add_function(wrap_pyfunction!(py_mifgsm_fixed, m)?)?;
     Ok(())
 }

@@ -187,3 +187,13 @@ def test_apgd_graph_true_off_cuda_warns_and_is_eager(trained_cnn, batch):
     assert record[0].filename == __file__
     torch.manual_seed(1)
     assert torch.equal(out, lfr_rs.apgd(trained_cnn, x[:16], y[:16], eps=0.1, steps=5))
+
+
+def test_the_mifgsm_body_is_the_eager_attack(trained_cnn, batch):
+    x, y = batch
+    kw = dict(eps=0.1, alpha=0.02, steps=6, decay=1.0, targeted=False)
+    eager = lfr_rs.mifgsm(trained_cnn, x[:32], y[:32], **kw)
+    fixed, finite = _native._mifgsm_fixed(trained_cnn, x[:32], y[:32], **kw)
+    assert bool(finite) and torch.equal(fixed, eager)
+    with pytest.warns(UserWarning, match="graph=True needs CUDA inputs"):
+        assert torch.equal(lfr_rs.mifgsm(trained_cnn, x[:32], y[:32], graph=True, **kw), eager)
