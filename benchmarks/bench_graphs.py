@@ -45,7 +45,7 @@ from _common import (RESULTS, device_info, env_info, markdown_table, set_threads
                      time_interleaved, write_json)
 
 import lfr_rs  # noqa: E402
-from lfr_rs.models import ResNet18, SmallCNN, load_reference  # noqa: E402
+from lfr_rs.models import ResNet18, load_reference  # noqa: E402
 
 try:
     import torchattacks

@@ -109,16 +109,30 @@ def clear(model: Optional[Any] = None) -> None:
         _cache.pop(model, None)
 
 
-def _graphed(kernel: str, model: Any, inputs: Tensor, labels: Tensor, params: Dict[str, Any],
-             eager: Callable[[], Tensor], body: Callable[[Tensor, Tensor], Tuple[Tensor, Tensor]]) -> Tensor:
-    """``eager()`` on the first call per key, with ``body`` captured after it;
-    the captured graph's replay on later calls; ``eager()`` off CUDA or when
-    capture failed. Warnings point at the caller's caller (the user's call)."""
+def _graphed(name: str, model: Any, inputs: Tensor, labels: Tensor, params: Dict[str, Any], *,
+             warned: bool) -> Tensor:
+    """Kernel ``name`` through a graph: the eager kernel (``_native.<name>``)
+    on the first call per key, with its capture-safe body
+    (``_native._<name>_fixed``) captured after it; the captured graph's replay
+    on later calls; the eager kernel off CUDA or when capture failed.
+    ``warned``: the binding has given the train-mode warning already.
+    Warnings point at the caller's caller (the user's call)."""
+    eager_kernel, body_kernel = getattr(_native, name), getattr(_native, f"_{name}_fixed")
+
+    def eager() -> Tensor:
+        with warnings.catch_warnings():
+            if warned:
+                warnings.filterwarnings("ignore", message=_TRAIN_MODE)
+            return eager_kernel(model, inputs, labels, **params)
+
+    def body(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
+        return body_kernel(model, x, y, **params)
+
     if not (isinstance(inputs, Tensor) and inputs.is_cuda):
         where = inputs.device if isinstance(inputs, Tensor) else type(inputs).__name__
         warnings.warn(f"graph=True needs CUDA inputs (got {where}); ran eagerly", UserWarning, stacklevel=3)
         return eager()
-    key = (kernel, tuple(inputs.shape), inputs.dtype, inputs.device, tuple(sorted(params.items())), _mode(model))
+    key = (name, tuple(inputs.shape), inputs.dtype, inputs.device, tuple(sorted(params.items())), _mode(model))
     try:
         graphs = _cache.setdefault(model, {})
     except TypeError:  # not weakly referenceable: nothing to keep a graph under
@@ -146,35 +160,17 @@ def pgd(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha: float,
     binding calls this for ``graph=True``."""
     if restarts != 1:
         raise ValueError(f"graph=True runs one restart, got restarts={restarts}; use graph=False")
-    params = dict(eps=eps, alpha=alpha, steps=steps, random_start=random_start, norm=norm, loss=loss,
-                  targeted=targeted, keep_best=keep_best, autocast=autocast)
-
-    def eager() -> Tensor:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_TRAIN_MODE)  # the binding has warned already
-            return _native.pgd(model, inputs, labels, **params)
-
-    def body(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
-        return _native._pgd_fixed(model, x, y, **params)
-
-    return _graphed("pgd", model, inputs, labels, params, eager, body)
+    return _graphed("pgd", model, inputs, labels, dict(
+        eps=eps, alpha=alpha, steps=steps, random_start=random_start, norm=norm, loss=loss, targeted=targeted,
+        keep_best=keep_best, autocast=autocast), warned=True)
 
 
 def mifgsm(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha: float, steps: int = 10,
            decay: float = 1.0, targeted: bool = False, autocast: Optional[str] = None) -> Tensor:
     """:func:`lfr_rs.mifgsm` through a CUDA graph (the same iterates; no early
     stopping to mask); the binding calls this for ``graph=True``."""
-    params = dict(eps=eps, alpha=alpha, steps=steps, decay=decay, targeted=targeted, autocast=autocast)
-
-    def eager() -> Tensor:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_TRAIN_MODE)  # the binding has warned already
-            return _native.mifgsm(model, inputs, labels, **params)
-
-    def body(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
-        return _native._mifgsm_fixed(model, x, y, **params)
-
-    return _graphed("mifgsm", model, inputs, labels, params, eager, body)
+    return _graphed("mifgsm", model, inputs, labels, dict(
+        eps=eps, alpha=alpha, steps=steps, decay=decay, targeted=targeted, autocast=autocast), warned=True)
 
 
 def apgd(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, steps: int = 100, norm: str = "linf",
@@ -186,18 +182,9 @@ def apgd(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, steps: int =
     fooled; the first run's random start equals the eager one's only on a
     batch the model classifies correctly (the eager kernel draws it for the
     correctly classified points alone)."""
-    params = dict(eps=eps, steps=steps, norm=norm, loss=loss, targeted=targeted, n_target_classes=n_target_classes,
-                  restarts=restarts, rho=rho, autocast=autocast)
-
-    def eager() -> Tensor:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_TRAIN_MODE)  # the binding has warned already
-            return _native.apgd(model, inputs, labels, **params)
-
-    def body(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
-        return _native._apgd_fixed(model, x, y, **params)
-
-    return _graphed("apgd", model, inputs, labels, params, eager, body)
+    return _graphed("apgd", model, inputs, labels, dict(
+        eps=eps, steps=steps, norm=norm, loss=loss, targeted=targeted, n_target_classes=n_target_classes,
+        restarts=restarts, rho=rho, autocast=autocast), warned=True)
 
 
 def lfr_perturb(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha: float, steps: int = 10,
@@ -206,13 +193,6 @@ def lfr_perturb(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha
     """:func:`lfr_rs.lfr_perturb` (the LFR inner maximization) through a CUDA
     graph: the same arguments, the eager result to float32 rounding on CUDA
     inputs (see the module's text); warns and runs eagerly elsewhere."""
-    params = dict(eps=eps, alpha=alpha, steps=steps, random_start=random_start, start=start, start_std=start_std,
-                  hvp=hvp, fd_step=fd_step)
-
-    def eager() -> Tensor:
-        return _native.lfr_perturb(model, inputs, labels, **params)
-
-    def body(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
-        return _native._lfr_perturb_fixed(model, x, y, **params)
-
-    return _graphed("lfr_perturb", model, inputs, labels, params, eager, body)
+    return _graphed("lfr_perturb", model, inputs, labels, dict(
+        eps=eps, alpha=alpha, steps=steps, random_start=random_start, start=start, start_std=start_std, hvp=hvp,
+        fd_step=fd_step), warned=False)

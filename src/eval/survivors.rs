@@ -41,18 +41,22 @@ pub fn checked<M: Model>(
     model.finish(attack(model, &x, &labels))
 }
 
+/// A targeted schedule needs `n_target_classes` classes besides the label.
+pub fn check_targets(targeted: bool, n_target_classes: i64, classes: i64) -> Result<()> {
+    if targeted && n_target_classes > classes - 1 {
+        return Err(LfrError::InvalidArgument(format!(
+            "n_target_classes must be at most classes - 1 = {}, got {n_target_classes}",
+            classes - 1
+        )));
+    }
+    Ok(())
+}
+
 /// The runs of `schedule` on `x`, each through `run`, on the points still robust.
 pub fn on_survivors(model: &impl Model, x: &Tensor, labels: &Tensor, schedule: Schedule, mut run: impl Run) -> Result<Tensor> {
     let clean = tch::no_grad(|| checked_logits(model, x))?;
     check_label_range(labels, &clean)?;
-    let classes = num_classes(&clean);
-    if schedule.targeted && schedule.n_target_classes > classes - 1 {
-        return Err(LfrError::InvalidArgument(format!(
-            "n_target_classes must be at most classes - 1 = {}, got {}",
-            classes - 1,
-            schedule.n_target_classes
-        )));
-    }
+    check_targets(schedule.targeted, schedule.n_target_classes, num_classes(&clean))?;
     let mut out = x.f_detach_copy()?;
     let mut robust = predict(&clean)?.f_eq_tensor(labels)?;
     let ranks: Vec<Option<i64>> =

@@ -2,7 +2,7 @@
 use crate::attacks::ddn::{ddn, DdnParams};
 use crate::attacks::fgsm::{fgsm, FgsmParams};
 use crate::attacks::mifgsm::{mifgsm, MifgsmParams};
-use crate::attacks::pgd::{pgd, PgdParams};
+use crate::attacks::pgd::pgd;
 use crate::py::args;
 use crate::py::call::run_kernel;
 use crate::py::graphs;
@@ -133,17 +133,7 @@ pub fn py_pgd(
         kwargs.set_item("autocast", autocast)?;
         return graphs::dispatch(model, "pgd", &inputs, &labels, &kwargs);
     }
-    let p = PgdParams {
-        eps,
-        alpha,
-        steps,
-        random_start,
-        norm: args::norm(norm)?,
-        loss: args::loss(loss)?,
-        targeted,
-        restarts,
-        keep_best,
-    };
+    let p = args::pgd_params(eps, alpha, steps, random_start, norm, loss, targeted, restarts, keep_best)?;
     let model = &with_autocast(model, autocast, &inputs)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| pgd(m, x, y, p))
 }

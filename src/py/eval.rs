@@ -1,5 +1,5 @@
 //! Bindings of the evaluation kernels (`src/eval/`): `apgd`, `fab`, `square`.
-use crate::eval::{apgd, fab, square, ApgdParams, FabParams, SquareParams};
+use crate::eval::{apgd, fab, square, FabParams, SquareParams};
 use crate::py::args;
 use crate::py::call::run_kernel;
 use crate::py::graphs;
@@ -98,16 +98,7 @@ pub fn py_apgd(
         kwargs.set_item("autocast", autocast)?;
         return graphs::dispatch(model, "apgd", &inputs, &labels, &kwargs);
     }
-    let p = ApgdParams {
-        eps,
-        steps,
-        norm: args::norm(norm)?,
-        loss: args::apgd_loss(loss)?,
-        targeted,
-        n_target_classes,
-        restarts,
-        rho,
-    };
+    let p = args::apgd_params(eps, steps, norm, loss, targeted, n_target_classes, restarts, rho)?;
     let model = &with_autocast(model, autocast, &inputs)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| apgd(m, x, y, p))
 }

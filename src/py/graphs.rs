@@ -2,10 +2,8 @@
 //! inner maximization) that `lfr_rs.graphs` captures
 //! into CUDA graphs, and of the per-batch checks made outside the graph.
 use crate::attacks::mifgsm::{mifgsm_fixed, MifgsmParams};
-use crate::attacks::pgd::PgdParams;
 use crate::attacks::pgd_fixed::{check_batch_for, pgd_fixed};
 use crate::eval::apgd::fixed::apgd_fixed;
-use crate::eval::ApgdParams;
 use crate::py::args;
 use crate::py::call::{run_labelled, Mode};
 use crate::py::model::{warn_if_training, with_autocast};
@@ -58,17 +56,7 @@ pub fn py_pgd_fixed(
     keep_best: bool,
     autocast: Option<&str>,
 ) -> PyResult<(PyObject, PyObject)> {
-    let p = PgdParams {
-        eps,
-        alpha,
-        steps,
-        random_start,
-        norm: args::norm(norm)?,
-        loss: args::loss(loss)?,
-        targeted,
-        restarts: 1,
-        keep_best,
-    };
+    let p = args::pgd_params(eps, alpha, steps, random_start, norm, loss, targeted, 1, keep_best)?;
     let model = &with_autocast(model, autocast, &inputs)?;
     let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| pgd_fixed(m, x, y, p))?;
     Ok((to_py(py, &adv)?, to_py(py, &finite)?))
@@ -121,16 +109,7 @@ pub fn py_apgd_fixed(
     rho: f64,
     autocast: Option<&str>,
 ) -> PyResult<(PyObject, PyObject)> {
-    let p = ApgdParams {
-        eps,
-        steps,
-        norm: args::norm(norm)?,
-        loss: args::apgd_loss(loss)?,
-        targeted,
-        n_target_classes,
-        restarts,
-        rho,
-    };
+    let p = args::apgd_params(eps, steps, norm, loss, targeted, n_target_classes, restarts, rho)?;
     let model = &with_autocast(model, autocast, &inputs)?;
     let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| apgd_fixed(m, x, y, p))?;
     Ok((to_py(py, &adv)?, to_py(py, &finite)?))

@@ -12,14 +12,14 @@
 //! kernel also attacks every row (the first run on a batch the model
 //! classifies correctly). The caller checks the batch (`check_batch_for`);
 //! the non-finite flag comes back as a tensor.
-use crate::error::{LfrError, Result};
-use crate::eval::apgd::run::{random_start, Run};
-use crate::eval::apgd::{probe, ApgdParams};
+use crate::error::Result;
+use crate::eval::apgd::{begin, probe, ApgdParams};
 use crate::eval::dlr::ranked_class;
+use crate::eval::survivors::check_targets;
 use crate::inputs::check_layout;
 use crate::model::{checked_logits, num_classes, predict, CheckedModel, Model};
 use crate::norm::batch_view;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Keeps `adv` in `found` where `hit`, marks it `done`.
 fn record(found: &mut Tensor, done: &mut Tensor, adv: &Tensor, hit: &Tensor) -> Result<()> {
@@ -31,30 +31,9 @@ fn record(found: &mut Tensor, done: &mut Tensor, adv: &Tensor, hit: &Tensor) -> 
 /// One APGD run over the whole batch, recording only samples in `live`.
 /// Returns `(fooled, adv)` like the eager run.
 fn masked_run(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p: &ApgdParams, live: &Tensor) -> Result<(Tensor, Tensor)> {
-    let m = x.size().first().copied().unwrap_or(0);
-    let adv = random_start(x, p)?;
-    let (loss, pred, g) = probe(model, p.loss, &adv, y, t)?;
-    let mut found = adv.f_detach_copy()?;
-    let mut done = Tensor::f_zeros([m].as_slice(), (Kind::Bool, x.device()))?;
-    let mut run = Run {
-        idx: Tensor::f_arange(m, (Kind::Int64, x.device()))?,
-        x: x.shallow_clone(),
-        y: y.shallow_clone(),
-        t: t.map(|t| t.shallow_clone()),
-        lo: x.f_sub_scalar(p.eps)?,
-        hi: x.f_add_scalar(p.eps)?,
-        adv_old: adv.shallow_clone(),
-        x_best: adv.shallow_clone(),
-        adv,
-        grad_best: g.shallow_clone(),
-        grad: g,
-        step: Tensor::f_full([m].as_slice(), 2.0 * p.eps, (x.kind(), x.device()))?,
-        loss_best_last: loss.f_detach_copy()?,
-        loss_best: loss,
-        reduced_last: Tensor::f_ones([m].as_slice(), (Kind::Bool, x.device()))?,
-        loss_prev: Tensor::f_zeros([m].as_slice(), (x.kind(), x.device()))?,
-        rose: Vec::new(),
-    };
+    let (mut run, pred) = begin(model, x, y, t, p)?;
+    let mut found = run.adv.f_detach_copy()?;
+    let mut done = live.f_zeros_like()?;
     let (mut k, k_min, k_decr) = p.schedule();
     let mut since_check = 0;
     let fooled = pred.f_ne_tensor(&run.y)?;
@@ -81,14 +60,7 @@ fn masked_run(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p:
 /// recording only the points every earlier run left robust.
 fn masked_schedule(model: &impl Model, x: &Tensor, labels: &Tensor, p: &ApgdParams) -> Result<Tensor> {
     let clean = tch::no_grad(|| checked_logits(model, x))?;
-    let classes = num_classes(&clean);
-    if p.targeted && p.n_target_classes > classes - 1 {
-        return Err(LfrError::InvalidArgument(format!(
-            "n_target_classes must be at most classes - 1 = {}, got {}",
-            classes - 1,
-            p.n_target_classes
-        )));
-    }
+    check_targets(p.targeted, p.n_target_classes, num_classes(&clean))?;
     let mut out = x.f_detach_copy()?;
     let mut robust = predict(&clean)?.f_eq_tensor(labels)?;
     let ranks: Vec<Option<i64>> = if p.targeted { (2..p.n_target_classes + 2).map(Some).collect() } else { vec![None] };

@@ -51,15 +51,14 @@ fn record(found: &mut Tensor, done: &mut Tensor, run: &Run, fooled: &Tensor) -> 
     Ok(())
 }
 
-/// One APGD run from a random start. Returns `(fooled, adv)`: which samples
-/// were fooled and, for those, the first fooling iterate.
-fn single_run(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p: &ApgdParams) -> Result<(Tensor, Tensor)> {
+/// The start of one APGD run: a random start, its probe, and the run's
+/// state over every row of `x`; returns the state and the start's predicted
+/// classes.
+pub(crate) fn begin(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p: &ApgdParams) -> Result<(Run, Tensor)> {
     let m = x.size().first().copied().unwrap_or(0);
     let adv = random_start(x, p)?;
     let (loss, pred, g) = probe(model, p.loss, &adv, y, t)?;
-    let mut found = adv.f_detach_copy()?;
-    let mut done = Tensor::f_zeros([m].as_slice(), (Kind::Bool, x.device()))?;
-    let mut run = Run {
+    let run = Run {
         idx: Tensor::f_arange(m, (Kind::Int64, x.device()))?,
         x: x.shallow_clone(),
         y: y.shallow_clone(),
@@ -78,6 +77,16 @@ fn single_run(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p:
         loss_prev: Tensor::f_zeros([m].as_slice(), (x.kind(), x.device()))?,
         rose: Vec::new(),
     };
+    Ok((run, pred))
+}
+
+/// One APGD run from a random start. Returns `(fooled, adv)`: which samples
+/// were fooled and, for those, the first fooling iterate.
+fn single_run(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p: &ApgdParams) -> Result<(Tensor, Tensor)> {
+    let (mut run, pred) = begin(model, x, y, t, p)?;
+    let mut found = run.adv.f_detach_copy()?;
+    let m = x.size().first().copied().unwrap_or(0);
+    let mut done = Tensor::f_zeros([m].as_slice(), (Kind::Bool, x.device()))?;
     let (mut k, k_min, k_decr) = p.schedule();
     let mut since_check = 0;
     let mut fooled = pred.f_ne_tensor(&run.y)?;
