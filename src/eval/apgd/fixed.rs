@@ -13,6 +13,7 @@
 //! classifies correctly). The caller checks the batch (`check_batch_for`);
 //! the non-finite flag comes back as a tensor.
 use crate::error::Result;
+use crate::eval::apgd::run::Checkpoints;
 use crate::eval::apgd::{begin, probe, ApgdParams};
 use crate::eval::dlr::ranked_class;
 use crate::eval::survivors::check_targets;
@@ -34,8 +35,7 @@ fn masked_run(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p:
     let (mut run, pred) = begin(model, x, y, t, p)?;
     let mut found = run.adv.f_detach_copy()?;
     let mut done = live.f_zeros_like()?;
-    let (mut k, k_min, k_decr) = p.schedule();
-    let mut since_check = 0;
+    let mut checks = Checkpoints::new(p);
     let fooled = pred.f_ne_tensor(&run.y)?;
     record(&mut found, &mut done, &run.adv, &fooled.f_logical_and(live)?)?;
     let mut live = live.f_logical_and(&fooled.f_logical_not()?)?;
@@ -46,12 +46,7 @@ fn masked_run(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p:
         record(&mut found, &mut done, &run.adv, &fooled.f_logical_and(&live)?)?;
         live = live.f_logical_and(&fooled.f_logical_not()?)?;
         run.observe(&loss, g)?;
-        since_check += 1;
-        if since_check == k {
-            run.checkpoint(k, p.rho)?;
-            since_check = 0;
-            k = (k - k_decr).max(k_min);
-        }
+        checks.after_step(&mut run, p.rho)?;
     }
     Ok((done, found))
 }

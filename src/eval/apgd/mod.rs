@@ -24,7 +24,7 @@ pub mod run;
 pub use crate::eval::apgd::params::{ApgdLoss, ApgdParams};
 
 use crate::error::Result;
-use crate::eval::apgd::run::{random_start, Run};
+use crate::eval::apgd::run::{random_start, Checkpoints, Run};
 use crate::eval::survivors::{checked, on_survivors, Schedule};
 use crate::grad::grad;
 use crate::model::{checked_logits, predict, Model};
@@ -87,8 +87,7 @@ fn single_run(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p:
     let mut found = run.adv.f_detach_copy()?;
     let m = x.size().first().copied().unwrap_or(0);
     let mut done = Tensor::f_zeros([m].as_slice(), (Kind::Bool, x.device()))?;
-    let (mut k, k_min, k_decr) = p.schedule();
-    let mut since_check = 0;
+    let mut checks = Checkpoints::new(p);
     let mut fooled = pred.f_ne_tensor(&run.y)?;
     record(&mut found, &mut done, &run, &fooled)?;
     for i in 0..p.steps {
@@ -105,12 +104,7 @@ fn single_run(model: &impl Model, x: &Tensor, y: &Tensor, t: Option<&Tensor>, p:
         // Recorded before a checkpoint can move `adv` back to the best point.
         record(&mut found, &mut done, &run, &fooled)?;
         run.observe(&loss, g)?;
-        since_check += 1;
-        if since_check == k {
-            run.checkpoint(k, p.rho)?;
-            since_check = 0;
-            k = (k - k_decr).max(k_min);
-        }
+        checks.after_step(&mut run, p.rho)?;
     }
     Ok((done, found))
 }

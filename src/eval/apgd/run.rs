@@ -126,6 +126,33 @@ impl Run {
     }
 }
 
+/// When a run checks its progress: after `k` steps, `k` shrinking by `decr`
+/// from one checkpoint to the next, to at least `min`.
+pub(crate) struct Checkpoints {
+    k: i64,
+    min: i64,
+    decr: i64,
+    since: i64,
+}
+
+impl Checkpoints {
+    pub fn new(p: &ApgdParams) -> Self {
+        let (k, min, decr) = p.schedule();
+        Checkpoints { k, min, decr, since: 0 }
+    }
+
+    /// Counts a step of `run`; at a checkpoint, runs [`Run::checkpoint`].
+    pub fn after_step(&mut self, run: &mut Run, rho: f64) -> Result<()> {
+        self.since += 1;
+        if self.since == self.k {
+            run.checkpoint(self.k, rho)?;
+            self.since = 0;
+            self.k = (self.k - self.decr).max(self.min);
+        }
+        Ok(())
+    }
+}
+
 /// A random start on the sphere of radius `eps` (L2) or the surface of the
 /// L-inf ball (`t / max|t|`, t uniform in [-1, 1]), clipped to [0, 1], drawn
 /// from torch's default generator in torchattacks' order.
