@@ -17,7 +17,9 @@ without random start, interleaved, median of ``--repeats``:
 APGD-CE (100 steps, eps 0.3) on SmallCNN: eager, ``graph=True``,
 torchattacks.APGD (target: torchattacks / graph >= 3). And the LFR inner maximization (``lfr_perturb``, fd, 40 steps) on SmallCNN:
 eager, through a graph (``lfr_rs.graphs.lfr_perturb``), and the same loop in
-plain PyTorch (target: PyTorch / graph >= 2 at batch 128).
+plain PyTorch (target: PyTorch / graph >= 2 at batch 128). And the whole LFR
+training step (fd, 40 inner steps, lambda 0.02, SGD): ``fit``'s step eager,
+with ``graph=True`` (``lfr_rs.training.graphed``), and in plain PyTorch.
 
 Checks printed beside the times: ``graph`` and ``eager`` give the same batch
 (max abs difference) and the same accuracy. Targets (issue: GPU at the
@@ -154,6 +156,54 @@ def lfr_row(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, a: argpars
     return row
 
 
+def torch_lfr_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
+                   steps: int) -> None:
+    """One LFR training step in plain PyTorch: uniform random start, the fd
+    inner maximization, then CE + 0.02 * ||grad_x CE(x')||_1 by double backprop."""
+    model.eval()
+    start = (x + torch.empty_like(x).uniform_(-0.3, 0.3)).clamp(0, 1)
+    adv = torch_lfr_fd(model, start, y, eps=0.3, alpha=0.01, steps=steps, h=0.01)
+    adv = (x + (adv - x).clamp(-0.3, 0.3)).clamp(0, 1).detach().requires_grad_(True)
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(adv), y, reduction="sum"), adv, create_graph=True)
+    loss = F.cross_entropy(model(x), y) + 0.02 * g.abs().flatten(1).sum(1).mean()
+    loss.backward()
+    opt.step()
+
+
+def train_step_row(x: torch.Tensor, y: torch.Tensor, a: argparse.Namespace) -> Dict[str, Any]:
+    """The LFR training step on a SmallCNN: fit's step eager and replayed
+    from its graph, and plain PyTorch (the model keeps training; only time is
+    compared)."""
+    from lfr_rs.losses import LFR
+    from lfr_rs.models import SmallCNN
+    from lfr_rs.training.graphed import StepGraphs
+    from lfr_rs.training.loop import _Epoch, _step
+
+    model = SmallCNN().to(a.device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    method = LFR(eps=0.3, alpha=0.01, steps=a.steps, lam=0.02, hvp="fd", fd_step=0.01)
+    dev = torch.device(a.device)
+    sides: Dict[str, Callable[[], Any]] = {
+        "eager": lambda: _step(model, model, method, opt, x, y, _Epoch()),
+        "pytorch": lambda: torch_lfr_step(model, opt, x, y, steps=a.steps),
+    }
+    if x.is_cuda:
+        graphs = StepGraphs(model, model, dev, method)
+        for _ in range(2):  # the eager step that precedes the capture, then the capture's first replay
+            _step(model, model, method, opt, x, y, _Epoch(), graphs)
+        sides["graph"] = lambda: _step(model, model, method, opt, x, y, _Epoch(), graphs)
+    times, _ = time_interleaved(sides, a.repeats)
+    med = {k: summary(v)["median_ms"] for k, v in times.items()}
+    row: Dict[str, Any] = {"model": "SmallCNN (fresh)", "kernel": f"LFR training step, fd {a.steps} inner steps",
+                           "batch": len(x), "median_ms": med, "seconds": times,
+                           "pytorch_over_eager": med["pytorch"] / med["eager"]}
+    if x.is_cuda:
+        row["pytorch_over_graph"] = med["pytorch"] / med["graph"]
+    return row
+
+
 def apgd_row(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, a: argparse.Namespace) -> Dict[str, Any]:
     """APGD-CE, ``--apgd-steps`` iterations, eps 0.3, one restart: eager,
     through a graph, torchattacks.APGD; robust accuracy of each."""
@@ -200,6 +250,7 @@ def main() -> None:
     rows.append(model_rows("SmallCNN (mnist/standard)", small, x, y, a, eps=0.3))
     lfr = lfr_row(small, x, y, a)
     apgd = apgd_row(small, x, y, a)
+    step = train_step_row(x, y, a)
     x = torch.rand(a.resnet_batch, 3, 32, 32, device=a.device)
     y = torch.randint(0, 10, (a.resnet_batch,), device=a.device)
     rows.append(model_rows("ResNet18 (random weights)", ResNet18(), x, y, a, eps=8 / 255))
@@ -210,7 +261,9 @@ def main() -> None:
                           for r in rows]))
     print(markdown_table(["kernel", "batch", "eager ms", "graph ms", "PyTorch ms", "PyTorch/graph", "max diff"],
                          [[lfr["kernel"], lfr["batch"], lfr["median_ms"]["eager"], lfr["median_ms"].get("graph"),
-                           lfr["median_ms"]["pytorch"], lfr.get("pytorch_over_graph"), lfr.get("graph_max_abs_diff")]]))
+                           lfr["median_ms"]["pytorch"], lfr.get("pytorch_over_graph"), lfr.get("graph_max_abs_diff")],
+                          [step["kernel"], step["batch"], step["median_ms"]["eager"], step["median_ms"].get("graph"),
+                           step["median_ms"]["pytorch"], step.get("pytorch_over_graph"), None]]))
     print(markdown_table(["kernel", "batch", "eager ms", "graph ms", "torchattacks ms", "TA/graph", "robust accuracy"],
                          [[apgd["kernel"], apgd["batch"], apgd["median_ms"]["eager"], apgd["median_ms"].get("graph"),
                            apgd["median_ms"].get("torchattacks"), apgd.get("torchattacks_over_graph"),
@@ -218,7 +271,8 @@ def main() -> None:
     tag = a.device.split(":")[0] + ("_quick" if a.quick else "")
     out = write_json(a.json or str(RESULTS / f"graphs_{tag}.json"),
                      {"benchmark": "bench_graphs", "device": device_info(a.device), "env": env_info(),
-                      "threads": threads, "steps": a.steps, "rows": rows, "lfr": lfr, "apgd": apgd})
+                      "threads": threads, "steps": a.steps, "rows": rows, "lfr": lfr, "apgd": apgd,
+                      "train_step": step})
     print(f"wrote {out}")
 
 

@@ -1,5 +1,6 @@
-"""``lfr_rs.pgd(..., graph=True)`` on a CUDA device: captured once per shape,
-replayed after, the eager kernel's result (run by scripts/gpu_check.sh on the
+"""``graph=True`` on a CUDA device (the attacks, the LFR inner maximization,
+``fit``'s training step): captured once per shape, replayed after, the eager
+result (run by scripts/gpu_check.sh on the
 GPU machine; skipped without a CUDA device). float64 models, so that a sign
 step never flips on a last-bit difference."""
 
@@ -130,3 +131,100 @@ def test_mifgsm_replays_the_eager_result(model64, data64):
         for part in (slice(0, 32), slice(32, 64)):
             got = lfr_rs.mifgsm(model64, x[part], y[part], graph=True, **kw)
             assert torch.allclose(got, lfr_rs.mifgsm(model64, x[part], y[part], **kw), rtol=0, atol=1e-12)
+
+
+def test_fgsm_replays_the_eager_result(model64, data64):
+    x, y = data64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for part in (slice(0, 32), slice(32, 64)):
+            got = lfr_rs.fgsm(model64, x[part], y[part], eps=0.1, graph=True)
+            assert torch.allclose(got, lfr_rs.fgsm(model64, x[part], y[part], eps=0.1), rtol=0, atol=1e-12)
+
+
+@pytest.fixture
+def train_run(batch, cuda, monkeypatch):
+    from lfr_rs.training import TensorBatches, fit
+    from lfr_rs.training import graphed
+
+    x, y = batch
+    x, y = x[:96].double().to(cuda), y[:96].to(cuda)
+    calls = {"replays": 0}
+    real = graphed.CapturedStep.__call__
+
+    def counted(self, *a):
+        calls["replays"] += 1
+        return real(self, *a)
+
+    monkeypatch.setattr(graphed.CapturedStep, "__call__", counted)
+
+    def run(method, graph, model_wrapper=None):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 5, stride=2), torch.nn.BatchNorm2d(4), torch.nn.Softplus(),
+                                  torch.nn.Flatten(), torch.nn.Linear(4 * 12 * 12, 10)).double().to(cuda)
+        model = net if model_wrapper is None else model_wrapper(net)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        batches = TensorBatches(x, y, 32, generator=torch.Generator().manual_seed(1))
+        calls["replays"] = 0
+        result = fit(model, batches, method, opt, epochs=3, graph=graph, progress=False, verbose=False)
+        return result.history, {k: v.clone() for k, v in net.state_dict().items()}, calls["replays"]
+
+    return run
+
+
+@pytest.mark.parametrize("name", ["standard", "gradnorm"])
+def test_fit_with_a_captured_step_trains_as_the_eager_fit(train_run, name):
+    """Methods without random starts: the same losses and weights to float64
+    rounding; 8 of the 9 steps are replays."""
+    from lfr_rs import losses
+
+    method = losses.make_method(name)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="the run ended near chance")
+        eager, eager_w, _ = train_run(method, False)
+        warnings.simplefilter("error")
+        got, got_w, replays = train_run(method, True)
+    assert replays == 8
+    for a, b in zip(got, eager):
+        assert abs(a["loss"] - b["loss"]) <= 1e-9 and a["train_acc"] == b["train_acc"]
+    for k in eager_w:
+        assert torch.allclose(got_w[k].double(), eager_w[k].double(), rtol=0, atol=1e-9), k
+
+
+@pytest.mark.parametrize("hvp", ["exact", "fd"])
+def test_fit_with_a_captured_lfr_step_replays_and_learns(train_run, hvp):
+    """LFR's random starts are drawn inside the graph: the run is compared by
+    its losses, not its bits."""
+    from lfr_rs import losses
+
+    method = losses.LFR(eps=0.1, alpha=0.025, steps=5, lam=0.02, hvp=hvp)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="the run ended near chance")
+        eager, _, _ = train_run(method, False)
+        warnings.simplefilter("error", category=UserWarning)
+        warnings.filterwarnings("ignore", message="the run ended near chance")
+        got, _, replays = train_run(method, True)
+    assert replays == 8
+    assert all(abs(a["loss"] - b["loss"]) <= 0.05 * b["loss"] for a, b in zip(got, eager)), (got, eager)
+
+
+def test_a_training_model_that_reads_a_value_back_trains_eagerly_with_a_warning(train_run):
+    from lfr_rs import losses
+
+    class Syncing(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            out = self.inner(x)
+            if out.abs().max().item() > 1e9:  # a host read: capture refuses it
+                raise RuntimeError("unreachable")
+            return out
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="the run ended near chance")
+        eager, _, _ = train_run(losses.GradNorm(), False, Syncing)
+    with pytest.warns(UserWarning, match="capturing the gradnorm step failed"):
+        got, _, replays = train_run(losses.GradNorm(), True, Syncing)
+    assert replays == 0 and [h["loss"] for h in got] == [h["loss"] for h in eager]

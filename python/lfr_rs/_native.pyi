@@ -14,7 +14,16 @@ class ShapeError(LfrError): ...
 class DeviceError(LfrError): ...
 class TorchError(LfrError): ...
 
-def fgsm(model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, eps: float, targeted: bool = False, autocast: str | None = None) -> torch.Tensor:
+def fgsm(
+    model: _Model,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    targeted: bool = False,
+    autocast: str | None = None,
+    graph: bool = False,
+) -> torch.Tensor:
     """Fast Gradient Sign Method."""
 
 def pgd(
@@ -38,6 +47,16 @@ def pgd(
 
 def _check_batch(inputs: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
     """The eager kernels' batch checks, made before a CUDA graph replays (lfr_rs.graphs)."""
+
+def _fgsm_fixed(
+    model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, eps: float, targeted: bool, autocast: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """FGSM's capture-safe body: (adversarial, finite)."""
+
+def _grad_norm_penalty_fixed(
+    model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, p: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient-norm penalty's capture-safe body: (norms, finite)."""
 
 def _pgd_fixed(
     model: _Model,

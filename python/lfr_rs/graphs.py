@@ -1,6 +1,7 @@
-"""CUDA graphs for fixed-shape attack loops: ``graph=True`` on
+"""CUDA graphs for fixed-shape attacks: ``graph=True`` on ``lfr_rs.fgsm``,
 ``lfr_rs.pgd``, ``lfr_rs.mifgsm`` and ``lfr_rs.apgd``, and :func:`lfr_perturb`
-(the LFR inner maximization). FGSM is one step: there is no loop to capture.
+(the LFR inner maximization); ``fit(..., graph=True)`` captures the training
+step (:mod:`lfr_rs.training.graphed`).
 
 On a GPU a small model's attack step is bound by kernel launches and the
 Python forward, not by arithmetic. With ``graph=True`` on CUDA inputs, the
@@ -44,7 +45,7 @@ from torch import Tensor
 
 from lfr_rs import _native
 
-__all__ = ["CapturedAttack", "apgd", "clear", "lfr_perturb", "mifgsm", "pgd"]
+__all__ = ["CapturedAttack", "apgd", "clear", "fgsm", "lfr_perturb", "mifgsm", "pgd"]
 
 _NON_FINITE = "the model returned non-finite logits (NaN or inf)"
 _TRAIN_MODE = "the model is in train mode"
@@ -151,6 +152,13 @@ def _graphed(name: str, model: Any, inputs: Tensor, labels: Tensor, params: Dict
             warnings.warn(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); this shape runs eagerly",
                           UserWarning, stacklevel=3)
     return out
+
+
+def fgsm(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, targeted: bool = False,
+         autocast: Optional[str] = None) -> Tensor:
+    """:func:`lfr_rs.fgsm` through a CUDA graph (one forward, one backward
+    and the step in one launch); the binding calls this for ``graph=True``."""
+    return _graphed("fgsm", model, inputs, labels, dict(eps=eps, targeted=targeted, autocast=autocast), warned=True)
 
 
 def pgd(model: Any, inputs: Tensor, labels: Tensor, *, eps: float, alpha: float, steps: int = 10,

@@ -5,11 +5,10 @@ use crate::attacks::mifgsm::{mifgsm, MifgsmParams};
 use crate::attacks::pgd::pgd;
 use crate::py::args;
 use crate::py::call::run_kernel;
-use crate::py::graphs;
+use crate::py::graphs::{self, graph_kwargs};
 use crate::py::model::with_autocast;
 use crate::py::tensor::PyTensor;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 /// Fast Gradient Sign Method (Goodfellow et al., 2015, https://arxiv.org/abs/1412.6572).
 ///
@@ -32,6 +31,10 @@ use pyo3::types::PyDict;
 ///     Run the model's forward under ``torch.autocast`` with this dtype (the
 ///     logits come back float32); the iterate, projection and loss stay
 ///     float32 (:mod:`lfr_rs.precision`).
+/// graph : bool, default False
+///     On CUDA inputs, capture the step (forward, backward, sign step) into a
+///     CUDA graph on the first call per batch shape and replay it on later
+///     calls (:mod:`lfr_rs.graphs`); warns and runs eagerly elsewhere.
 ///
 /// Shape
 /// -----
@@ -42,8 +45,12 @@ use pyo3::types::PyDict;
 /// torch.Tensor
 ///     New detached adversarial batch with the inputs' shape, dtype and device.
 #[pyfunction]
-#[pyo3(name = "fgsm", signature = (model, inputs, labels, *, eps, targeted = false, autocast = None))]
-pub fn py_fgsm(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, eps: f64, targeted: bool, autocast: Option<&str>) -> PyResult<PyObject> {
+#[pyo3(name = "fgsm", signature = (model, inputs, labels, *, eps, targeted = false, autocast = None, graph = false))]
+#[allow(clippy::too_many_arguments)]
+pub fn py_fgsm(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, eps: f64, targeted: bool, autocast: Option<&str>, graph: bool) -> PyResult<PyObject> {
+    if graph {
+        return graphs::dispatch(model, "fgsm", &inputs, &labels, &graph_kwargs!(py; eps, targeted, autocast));
+    }
     let p = FgsmParams { eps, targeted };
     let model = &with_autocast(model, autocast, &inputs)?;
     run_kernel(py, model, inputs, labels, move |m, x, y| fgsm(m, x, y, p))
@@ -120,18 +127,7 @@ pub fn py_pgd(
     graph: bool,
 ) -> PyResult<PyObject> {
     if graph {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("eps", eps)?;
-        kwargs.set_item("alpha", alpha)?;
-        kwargs.set_item("steps", steps)?;
-        kwargs.set_item("random_start", random_start)?;
-        kwargs.set_item("norm", norm)?;
-        kwargs.set_item("loss", loss)?;
-        kwargs.set_item("targeted", targeted)?;
-        kwargs.set_item("restarts", restarts)?;
-        kwargs.set_item("keep_best", keep_best)?;
-        kwargs.set_item("autocast", autocast)?;
-        return graphs::dispatch(model, "pgd", &inputs, &labels, &kwargs);
+        return graphs::dispatch(model, "pgd", &inputs, &labels, &graph_kwargs!(py; eps, alpha, steps, random_start, norm, loss, targeted, restarts, keep_best, autocast));
     }
     let p = args::pgd_params(eps, alpha, steps, random_start, norm, loss, targeted, restarts, keep_best)?;
     let model = &with_autocast(model, autocast, &inputs)?;
@@ -189,14 +185,7 @@ pub fn py_mifgsm(
     graph: bool,
 ) -> PyResult<PyObject> {
     if graph {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("eps", eps)?;
-        kwargs.set_item("alpha", alpha)?;
-        kwargs.set_item("steps", steps)?;
-        kwargs.set_item("decay", decay)?;
-        kwargs.set_item("targeted", targeted)?;
-        kwargs.set_item("autocast", autocast)?;
-        return graphs::dispatch(model, "mifgsm", &inputs, &labels, &kwargs);
+        return graphs::dispatch(model, "mifgsm", &inputs, &labels, &graph_kwargs!(py; eps, alpha, steps, decay, targeted, autocast));
     }
     let p = MifgsmParams { eps, alpha, steps, decay, targeted };
     let model = &with_autocast(model, autocast, &inputs)?;

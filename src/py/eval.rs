@@ -2,11 +2,10 @@
 use crate::eval::{apgd, fab, square, FabParams, SquareParams};
 use crate::py::args;
 use crate::py::call::run_kernel;
-use crate::py::graphs;
+use crate::py::graphs::{self, graph_kwargs};
 use crate::py::model::with_autocast;
 use crate::py::tensor::PyTensor;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 /// Auto-PGD (Croce & Hein, 2020, https://arxiv.org/abs/2003.01690), the
 /// gradient attack of AutoAttack; ``targeted=True`` is APGD-T.
@@ -86,17 +85,7 @@ pub fn py_apgd(
     graph: bool,
 ) -> PyResult<PyObject> {
     if graph {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("eps", eps)?;
-        kwargs.set_item("steps", steps)?;
-        kwargs.set_item("norm", norm)?;
-        kwargs.set_item("loss", loss)?;
-        kwargs.set_item("targeted", targeted)?;
-        kwargs.set_item("n_target_classes", n_target_classes)?;
-        kwargs.set_item("restarts", restarts)?;
-        kwargs.set_item("rho", rho)?;
-        kwargs.set_item("autocast", autocast)?;
-        return graphs::dispatch(model, "apgd", &inputs, &labels, &kwargs);
+        return graphs::dispatch(model, "apgd", &inputs, &labels, &graph_kwargs!(py; eps, steps, norm, loss, targeted, n_target_classes, restarts, rho, autocast));
     }
     let p = args::apgd_params(eps, steps, norm, loss, targeted, n_target_classes, restarts, rho)?;
     let model = &with_autocast(model, autocast, &inputs)?;

@@ -1,6 +1,8 @@
-//! Bindings of the capture-safe kernel bodies (PGD, MI-FGSM, APGD, the LFR
-//! inner maximization) that `lfr_rs.graphs` captures
-//! into CUDA graphs, and of the per-batch checks made outside the graph.
+//! Bindings of the capture-safe kernel bodies (FGSM, PGD, MI-FGSM, APGD, the
+//! LFR inner maximization, the gradient-norm penalty) that `lfr_rs.graphs`
+//! and the captured training step capture into CUDA graphs, and of the
+//! per-batch checks made outside the graph.
+use crate::attacks::fgsm::{fgsm_fixed, FgsmParams};
 use crate::attacks::mifgsm::{mifgsm_fixed, MifgsmParams};
 use crate::attacks::pgd_fixed::{check_batch_for, pgd_fixed};
 use crate::eval::apgd::fixed::apgd_fixed;
@@ -8,9 +10,20 @@ use crate::py::args;
 use crate::py::call::{run_labelled, Mode};
 use crate::py::model::{warn_if_training, with_autocast};
 use crate::py::tensor::{to_py, PyTensor};
-use crate::regularizers::lfr_perturb_fixed;
+use crate::regularizers::{grad_norm_penalty_fixed, lfr_perturb_fixed};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+
+/// The keyword arguments a binding hands to `lfr_rs.graphs` for `graph=True`:
+/// `graph_kwargs!(py; eps, alpha)` is `{"eps": eps, "alpha": alpha}`.
+macro_rules! graph_kwargs {
+    ($py:expr; $($name:ident),* $(,)?) => {{
+        let kwargs = pyo3::types::PyDict::new($py);
+        $(kwargs.set_item(stringify!($name), $name)?;)*
+        kwargs
+    }};
+}
+pub(crate) use graph_kwargs;
 
 /// A binding's `graph=True`: the train-mode warning the eager binding gives
 /// (pointing at the caller), then the call handed to `lfr_rs.graphs.<name>`
@@ -138,7 +151,31 @@ pub fn py_mifgsm_fixed(
     Ok((to_py(py, &adv)?, to_py(py, &finite)?))
 }
 
+/// FGSM's capture-safe body (``src/attacks/fgsm.rs``), on a batch checked
+/// with ``_check_batch``. Returns ``(adversarial, finite)``.
+#[pyfunction]
+#[pyo3(name = "_fgsm_fixed", signature = (model, inputs, labels, *, eps, targeted, autocast = None))]
+pub fn py_fgsm_fixed(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, eps: f64, targeted: bool, autocast: Option<&str>) -> PyResult<(PyObject, PyObject)> {
+    let p = FgsmParams { eps, targeted };
+    let model = &with_autocast(model, autocast, &inputs)?;
+    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| fgsm_fixed(m, x, y, p))?;
+    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+}
+
+/// The gradient-norm penalty's capture-safe body
+/// (``src/regularizers/penalty.rs``), for a captured training step: the
+/// same differentiable per-sample norms with no host synchronization, on a
+/// batch whose labels the caller checked. Returns ``(norms, finite)``.
+#[pyfunction]
+#[pyo3(name = "_grad_norm_penalty_fixed", signature = (model, inputs, labels, *, p = 1.0))]
+pub fn py_grad_norm_penalty_fixed(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, p: f64) -> PyResult<(PyObject, PyObject)> {
+    let (pen, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| grad_norm_penalty_fixed(m, x, y, p))?;
+    Ok((to_py(py, &pen)?, to_py(py, &finite)?))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(py_fgsm_fixed, m)?)?;
+    m.add_function(wrap_pyfunction!(py_grad_norm_penalty_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_check_batch, m)?)?;
     m.add_function(wrap_pyfunction!(py_pgd_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_lfr_perturb_fixed, m)?)?;

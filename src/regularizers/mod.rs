@@ -7,5 +7,5 @@ pub mod trades;
 
 pub use lfr::{flatness_grad, lfr_perturb, lfr_perturb_fixed, Hvp, LfrParams, Start};
 pub use llr::{llr_perturb, LlrParams};
-pub use penalty::{check_p, grad_norm_penalty};
+pub use penalty::{check_p, grad_norm_penalty, grad_norm_penalty_fixed};
 pub use trades::{trades_perturb, TradesParams, START_STD};

@@ -5,7 +5,7 @@
 //! model's parameters, so `(ce + lam * pen.mean()).backward()` trains.
 use crate::error::{invalid, Result};
 use crate::grad::grad;
-use crate::inputs::check_batch;
+use crate::inputs::{check_batch, check_layout};
 use crate::loss::Loss;
 use crate::model::{checked_logits, CheckedModel, Model};
 use crate::norm::lp_per_sample;
@@ -41,11 +41,25 @@ pub fn grad_norm_penalty(model: &impl Model, x: &Tensor, y: &Tensor, p: f64) -> 
         return Ok(Tensor::f_zeros([0i64].as_slice(), (x.kind(), x.device()))?);
     }
     let model = &CheckedModel::new(model, Some(&labels))?;
-    model.finish(tch::with_grad(|| {
-        let xr = x.f_detach()?.f_set_requires_grad(true)?;
-        let (_, grad) = ce_input_grad(model, &xr, &labels, true)?;
-        lp_per_sample(&grad, p)
-    }))
+    model.finish(tch::with_grad(|| norms(model, x, &labels, p)))
+}
+
+fn norms(model: &impl Model, x: &Tensor, labels: &Tensor, p: f64) -> Result<Tensor> {
+    let xr = x.f_detach()?.f_set_requires_grad(true)?;
+    let (_, grad) = ce_input_grad(model, &xr, labels, true)?;
+    lp_per_sample(&grad, p)
+}
+
+/// [`grad_norm_penalty`]'s capture-safe form, for a training step captured
+/// into a CUDA graph: the same differentiable norms on a batch whose values
+/// the caller checked, with no host synchronization; returns them and a 0-d
+/// bool tensor, true when the logits were finite.
+pub fn grad_norm_penalty_fixed(model: &impl Model, x: &Tensor, y: &Tensor, p: f64) -> Result<(Tensor, Tensor)> {
+    check_p(p)?;
+    check_layout(x, y)?;
+    let model = CheckedModel::new(model, None)?;
+    let pen = tch::with_grad(|| norms(&model, x, y, p))?;
+    Ok((pen, model.finite_flag(x.device())?))
 }
 
 #[cfg(test)]
@@ -95,6 +109,21 @@ mod tests {
             let fd = (f64::try_from(total(&(&w + &e))).unwrap() - f64::try_from(total(&(&w - &e))).unwrap()) / (2.0 * h);
             assert!((g_k - fd).abs() < 1e-6, "weight {k}: autograd {g_k}, central difference {fd}");
         }
+    }
+
+    #[test]
+    fn the_capture_safe_form_is_the_eager_penalty() {
+        let (w, b) = (two_classes(), bias());
+        let model = affine(&w, &b);
+        let x = interior(3);
+        let y = Tensor::from_slice(&[0i64, 1, 0]);
+        for p in [1.0, 2.0, f64::INFINITY] {
+            let (fixed, finite) = grad_norm_penalty_fixed(&model, &x, &y, p).unwrap();
+            assert!(fixed.equal(&grad_norm_penalty(&model, &x, &y, p).unwrap()) && bool::try_from(finite).unwrap());
+        }
+        let nan = |x: &Tensor| -> Result<Tensor> { Ok(x.f_narrow(1, 0, 2)?.f_div_scalar(0.0)?) };
+        let (_, finite) = grad_norm_penalty_fixed(&nan, &x, &y, 1.0).unwrap();
+        assert!(!bool::try_from(finite).unwrap());
     }
 
     #[test]

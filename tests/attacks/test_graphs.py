@@ -197,3 +197,14 @@ def test_the_mifgsm_body_is_the_eager_attack(trained_cnn, batch):
     assert bool(finite) and torch.equal(fixed, eager)
     with pytest.warns(UserWarning, match="graph=True needs CUDA inputs"):
         assert torch.equal(lfr_rs.mifgsm(trained_cnn, x[:32], y[:32], graph=True, **kw), eager)
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_the_fgsm_body_is_the_eager_step(trained_cnn, batch, targeted):
+    x, y = batch
+    eager = lfr_rs.fgsm(trained_cnn, x[:32], y[:32], eps=0.1, targeted=targeted)
+    fixed, finite = _native._fgsm_fixed(trained_cnn, x[:32], y[:32], eps=0.1, targeted=targeted)
+    assert bool(finite) and torch.equal(fixed, eager) and not torch.equal(fixed, x[:32])
+    with pytest.warns(UserWarning, match="graph=True needs CUDA inputs") as record:
+        assert torch.equal(lfr_rs.fgsm(trained_cnn, x[:32], y[:32], eps=0.1, targeted=targeted, graph=True), eager)
+    assert record[0].filename == __file__

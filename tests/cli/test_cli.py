@@ -71,6 +71,15 @@ def test_train_resume_in_process(mnist_root, tmp_path, capsys):
     assert "cannot resume" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore:the run ended near chance")  # 64 images, one epoch
+def test_train_graph_off_cuda_warns_and_trains_as_without(mnist_root, tmp_path):
+    assert main(_train_args(mnist_root, tmp_path / "eager", "--subset", "64")) == 0
+    with pytest.warns(UserWarning, match="CUDA graphs need a CUDA device"):
+        assert main(_train_args(mnist_root, tmp_path / "graph", "--subset", "64", "--graph")) == 0
+    logs = [json.loads((tmp_path / run / LOG).read_text())["epochs"][0] for run in ("eager", "graph")]
+    assert logs[0]["loss"] == logs[1]["loss"]
+
+
 def test_eval_default_json_beside_checkpoint(mnist_root, tmp_path, capsys):
     assert main(_train_args(mnist_root, tmp_path, "--subset", "64")) == 0
     assert main(["eval", str(tmp_path / CHECKPOINT), "--attacks", "fgsm", "--n", "10", "--name", "Mine"]) == 0

@@ -62,6 +62,9 @@ def add_train(sub: Any) -> None:
                    help="ramp the radius and penalty weights from 0 over EPOCHS epochs (default: 0.3 x epochs "
                         "for runs under 50 epochs, else 0)")
     t.add_argument("--resume", action="store_true", help="continue --out/checkpoint.pt if it exists")
+    t.add_argument("--graph", action="store_true",
+                   help="on CUDA, replay each training step from a CUDA graph (standard, at, gradnorm, lfr; "
+                        "lfr_rs.training.graphed); warns and trains eagerly elsewhere")
     t.add_argument("--stop-after", type=_pos_int, metavar="N", help="stop after N epochs of this call (continue with --resume)")
     _add_common(t)
     t.set_defaults(run=_run_train, subparser=t)
@@ -124,7 +127,8 @@ def _run_train(args: argparse.Namespace) -> int:
     config.resolved()  # bad combinations fail here, before any data is read
     if distributed.is_main():
         _writable_dir(args.out, "--out")
-    result = train(config, args.out, resume=args.resume, stop_after=args.stop_after, progress=args.progress)
+    result = train(config, args.out, resume=args.resume, stop_after=args.stop_after, progress=args.progress,
+                   graph=args.graph)
     if distributed.is_main():
         print(f"checkpoint: {result.checkpoint}")
     return 0

@@ -18,6 +18,7 @@ from lfr_rs._native import __version__
 from lfr_rs import distributed as dist_
 from lfr_rs.losses import Defense, make_method
 from lfr_rs.training.checkpoint import CHECKPOINT, LOG, PathLike, save_checkpoint, write_json
+from lfr_rs.training.graphed import StepGraphs
 from lfr_rs.training.loop import TrainingDiverged, run_epoch
 from lfr_rs.training.resume import prepare_out, rng_state, run_identity, set_rng_state
 
@@ -52,6 +53,7 @@ def fit(
     verbose: bool = True,
     config: Optional[Dict[str, Any]] = None,
     warmup: float = 0.0,
+    graph: bool = False,
 ) -> FitResult:
     """Trains ``model`` for ``epochs`` with ``method`` (a :class:`~lfr_rs.losses.Defense`
     or its name) on ``train_loader``, any re-iterable of ``(inputs, labels, ...)``
@@ -81,6 +83,11 @@ def fit(
     of LLR, GradNorm and LFR (see :meth:`~lfr_rs.losses.Defense.at_strength`),
     step by step. It needs a ``train_loader`` with ``len()``.
 
+    ``graph=True`` (CUDA) captures each step up to its backward into a CUDA
+    graph after its first eager run per batch shape and replays it (Standard,
+    AT, GradNorm and LFR; see :mod:`lfr_rs.training.graphed`); other methods,
+    devices and ``torchrun`` warn and train eagerly.
+
     Under ``torchrun`` the process group is joined here (see
     :mod:`lfr_rs.distributed`) and the model wrapped in
     ``DistributedDataParallel``; ``train_loader`` must yield the same global
@@ -104,6 +111,7 @@ def fit(
     if world > 1 and not isinstance(model, nn.parallel.DistributedDataParallel):
         model = nn.parallel.DistributedDataParallel(module, device_ids=[dev.index] if dev.type == "cuda" else None)
     run: Dict[str, Any] = {"world_size": world, "backend": dist_.backend()}
+    graphs = StepGraphs(model, module, dev, method) if graph else None
 
     identity = run_identity(method, optimizer, scheduler, warmup)
     path, state = prepare_out(out, resume, config, identity)
@@ -134,7 +142,7 @@ def fit(
         tic = time.perf_counter()
         stats, (classes, seen) = run_epoch(model, module, method, optimizer, train_loader, dev, progress,
                                            f"{method.name} {epoch}/{epochs}",
-                                           None if strength is None else strength(epoch))
+                                           None if strength is None else strength(epoch), graphs)
         entry: Dict[str, Any] = {"epoch": epoch, **stats, "lr": lr, "time_s": time.perf_counter() - tic}
         if scheduler is not None:
             scheduler.step()

@@ -15,6 +15,10 @@ loss through DDP, scaled by ``n_rank * world / n_global`` so that DDP's mean
 over ranks is the gradient of the loss on the global batch even when shards
 differ in size. Rank 0 alone writes checkpoints, logs and progress bars; every
 rank resumes from rank 0's checkpoint.
+
+**Graphs.** With ``fit(..., graph=True)`` on CUDA the step up to the backward
+is replayed from a CUDA graph once captured (:mod:`lfr_rs.training.graphed`);
+the checks, the loss bookkeeping and the optimizer step below are the same.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from lfr_rs.exceptions import LfrError
 from lfr_rs._checks import check_pair
 from lfr_rs import distributed as dist_
 from lfr_rs.losses import Defense
+from lfr_rs.training.graphed import StepGraphs
 
 __all__ = ["TensorBatches", "TrainingDiverged", "run_epoch", "train_epoch"]
 
@@ -87,7 +92,7 @@ class _Epoch:
 
 
 def _step(model: nn.Module, module: nn.Module, method: Defense, optimizer: torch.optim.Optimizer,
-          x_all: Tensor, y_all: Tensor, stats: _Epoch) -> None:
+          x_all: Tensor, y_all: Tensor, stats: _Epoch, graphs: Optional[StepGraphs] = None, full: bool = True) -> None:
     world = dist_.world_size()
     n_all = len(y_all)
     if n_all < world:
@@ -95,22 +100,26 @@ def _step(model: nn.Module, module: nn.Module, method: Defense, optimizer: torch
                          "world_size samples (drop_last=True for a DataLoader)")
     x, y = dist_.shard(x_all, y_all) if world > 1 else (x_all, y_all)
     try:
-        module.eval()
-        with torch.no_grad():
-            logits = module(x)
-            correct = int((logits.argmax(1) == y).sum())
-        x_adv = method.perturb(module, x, y)
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        loss = method.loss(model, x, y, x_adv)
-        (loss if world == 1 else loss * (len(y) * world / n_all)).backward()
+        replayed = None if graphs is None else graphs.step(method, full, x, y)
+        if replayed is None:
+            module.eval()
+            with torch.no_grad():
+                logits = module(x)
+                correct, classes = int((logits.argmax(1) == y).sum()), logits.shape[-1]
+            x_adv = method.perturb(module, x, y)
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            loss = method.loss(model, x, y, x_adv)
+            (loss if world == 1 else loss * (len(y) * world / n_all)).backward()
+        else:
+            loss, correct, classes = replayed
     except (ValueError, LfrError) as e:
         why = _diagnose(module, x)
         if why is not None:
             raise _diverged(method, stats.seen, why) from e
         raise
     value = float(loss.detach())
-    stats.classes = max(stats.classes, logits.shape[-1])
+    stats.classes = max(stats.classes, classes)
     total: float
     n_correct: float
     if world == 1:
@@ -125,6 +134,8 @@ def _step(model: nn.Module, module: nn.Module, method: Defense, optimizer: torch
     if not (total == total and abs(total) != float("inf")):
         raise _diverged(method, stats.seen, f"loss {total / n_all}")
     optimizer.step()
+    if graphs is not None and replayed is None:
+        graphs.capture(method, full, x, y, classes)
     stats.loss += total
     stats.correct += int(n_correct)
     stats.seen += n_all
@@ -143,9 +154,11 @@ def _unpack(batch: object) -> Tuple[Tensor, Tensor]:
 def run_epoch(model: nn.Module, module: nn.Module, method: Defense, optimizer: torch.optim.Optimizer,
                batches: Iterable[Tuple[Tensor, Tensor]], device: Optional[torch.device],
                progress: Optional[bool], desc: Optional[str],
-               strength: Optional[Callable[[int], float]] = None) -> Tuple[Dict[str, float], Tuple[int, int]]:
+               strength: Optional[Callable[[int], float]] = None,
+               graphs: Optional[StepGraphs] = None) -> Tuple[Dict[str, float], Tuple[int, int]]:
     """One pass over ``batches``. ``strength(i)`` (the warm-up) gives the
-    strength in (0, 1] at which the ``i``-th step of the epoch runs ``method``."""
+    strength in (0, 1] at which the ``i``-th step of the epoch runs ``method``;
+    ``graphs`` replays captured steps (``fit(..., graph=True)``)."""
     stats = _Epoch()
     show = dist_.is_main() and (progress is None or progress)
     total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
@@ -156,7 +169,7 @@ def run_epoch(model: nn.Module, module: nn.Module, method: Defense, optimizer: t
         if device is not None:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         t = 1.0 if strength is None else strength(i)
-        _step(model, module, method.at_strength(t), optimizer, x, y, stats)
+        _step(model, module, method.at_strength(t), optimizer, x, y, stats, graphs, t == 1.0)
         bar.set_postfix(loss=f"{stats.loss / stats.seen:.4f}", acc=f"{stats.correct / stats.seen:.3f}")
     module.eval()
     if stats.seen == 0:

@@ -34,10 +34,12 @@ def train(
     stop_after: Optional[int] = None,
     progress: Optional[bool] = None,
     verbose: bool = True,
+    graph: bool = False,
 ) -> FitResult:
     """Trains ``SmallCNN(**config.model)`` with ``config.method``, checkpointing
     every epoch into ``out_dir`` (see :func:`~lfr_rs.training.fit` for the
-    files, ``resume``, ``stop_after`` and ``progress``).
+    files, ``resume``, ``stop_after``, ``progress`` and ``graph``: CUDA graphs
+    for the training step, a speed option outside the run's configuration).
 
     Seeds torch's global RNG with ``config.seed`` (model initialisation,
     dropout, random starts) and the shuffle with its own generator; under
@@ -75,4 +77,5 @@ def train(
         model, batches, config.build_method(), optimizer, epochs=config.epochs, scheduler=scheduler,
         evaluate=evaluate_pgd if config.eval_n else None, out=out_dir, resume=resume, stop_after=stop_after,
         device=device, progress=progress, verbose=verbose, config=config.to_dict(), warmup=config.warmup,
+        graph=graph,
     )
