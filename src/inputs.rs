@@ -109,16 +109,22 @@ pub fn check_batch(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     Ok(y.f_to_kind(Kind::Int64)?)
 }
 
-/// The shape, dtype and device checks of [`check_batch`], which read nothing
-/// back from the device: for capture-safe kernel bodies, whose callers make
-/// the value checks once per batch.
-pub fn check_layout(x: &Tensor, y: &Tensor) -> Result<()> {
+/// Inputs of a capture-safe body: float32 or float64 (read off the dtype).
+pub fn check_float(x: &Tensor) -> Result<()> {
     if !matches!(x.kind(), Kind::Float | Kind::Double) {
         return Err(LfrError::InvalidType(format!(
             "inputs must be torch.float32 or torch.float64, got {}",
             dtype_name(x.kind())
         )));
     }
+    Ok(())
+}
+
+/// The shape, dtype and device checks of [`check_batch`], which read nothing
+/// back from the device: for capture-safe kernel bodies, whose callers make
+/// the value checks once per batch.
+pub fn check_layout(x: &Tensor, y: &Tensor) -> Result<()> {
+    check_float(x)?;
     if y.kind() != Kind::Int64 {
         return Err(LfrError::InvalidType(format!("labels must be torch.int64, got {}", dtype_name(y.kind()))));
     }

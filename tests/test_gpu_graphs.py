@@ -191,13 +191,19 @@ def test_fit_with_a_captured_step_trains_as_the_eager_fit(train_run, name):
         assert torch.allclose(got_w[k].double(), eager_w[k].double(), rtol=0, atol=1e-9), k
 
 
-@pytest.mark.parametrize("hvp", ["exact", "fd"])
-def test_fit_with_a_captured_lfr_step_replays_and_learns(train_run, hvp):
-    """LFR's random starts are drawn inside the graph: the run is compared by
-    its losses, not its bits."""
+@pytest.mark.parametrize("name", ["lfr", "lfr-fd", "at", "trades", "llr"])
+def test_fit_with_a_captured_step_with_random_starts_replays_and_learns(train_run, name):
+    """Random starts are drawn inside the graph: the run is compared by its
+    losses, not its bits."""
     from lfr_rs import losses
 
-    method = losses.LFR(eps=0.1, alpha=0.025, steps=5, lam=0.02, hvp=hvp)
+    method = {
+        "lfr": losses.LFR(eps=0.1, alpha=0.025, steps=5, lam=0.02),
+        "lfr-fd": losses.LFR(eps=0.1, alpha=0.025, steps=5, lam=0.02, hvp="fd"),
+        "at": losses.AT(eps=0.1, alpha=0.025, steps=5),
+        "trades": losses.Trades(eps=0.1, alpha=0.025, steps=5),
+        "llr": losses.LLR(eps=0.1, alpha=0.025, steps=5),
+    }[name]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="the run ended near chance")
         eager, _, _ = train_run(method, False)

@@ -1,5 +1,6 @@
-"""The kernels :mod:`lfr_rs.losses` calls (PGD, the LFR inner maximization, the
-gradient-norm penalty), switchable to their capture-safe bodies.
+"""The kernels :mod:`lfr_rs.losses` calls (PGD, the LFR, TRADES and LLR inner
+maximizations, the gradient-norm penalty), switchable to their capture-safe
+bodies.
 
 Normally each function here is the eager kernel of the same name. Inside
 :func:`capture_safe` it runs the kernel's capture-safe body instead
@@ -23,7 +24,7 @@ from torch import Tensor
 
 from lfr_rs import _native
 
-__all__ = ["capture_safe", "grad_norm_penalty", "lfr_perturb", "pgd"]
+__all__ = ["capture_safe", "grad_norm_penalty", "lfr_perturb", "llr_perturb", "pgd", "trades_perturb"]
 
 _FLAGS: ContextVar[Optional[List[Tensor]]] = ContextVar("lfr_rs_capture_safe", default=None)
 
@@ -45,27 +46,39 @@ def _defaults(kernel: Callable[..., Any], *drop: str) -> Dict[str, Any]:
     return {p.name: p.default for p in params if p.default is not p.empty and p.name not in drop}
 
 
-def _route(name: str, model: Any, inputs: Tensor, labels: Tensor, kwargs: Dict[str, Any],
-           drop: tuple = ()) -> Tensor:
+def _route(name: str, model: Any, tensors: tuple, kwargs: Dict[str, Any], drop: tuple = ()) -> Tensor:
+    """``_native.<name>(model, *tensors, **kwargs)``, or inside
+    :func:`capture_safe` its body ``_native._<name>_fixed`` with the eager
+    defaults filled in and its finite flag collected."""
     flags = _FLAGS.get()
     eager = getattr(_native, name)
     if flags is None:
-        return eager(model, inputs, labels, **kwargs)
-    out, finite = getattr(_native, f"_{name}_fixed")(model, inputs, labels, **{**_defaults(eager, *drop), **kwargs})
+        return eager(model, *tensors, **kwargs)
+    out, finite = getattr(_native, f"_{name}_fixed")(model, *tensors, **{**_defaults(eager, *drop), **kwargs})
     flags.append(finite)
     return out
 
 
 def pgd(model: Any, inputs: Tensor, labels: Tensor, **kwargs: Any) -> Tensor:
     """:func:`lfr_rs.pgd` (one restart, no graph of its own inside a captured step)."""
-    return _route("pgd", model, inputs, labels, kwargs, drop=("restarts", "graph"))
+    return _route("pgd", model, (inputs, labels), kwargs, drop=("restarts", "graph"))
 
 
 def lfr_perturb(model: Any, inputs: Tensor, labels: Tensor, **kwargs: Any) -> Tensor:
     """:func:`lfr_rs.lfr_perturb`."""
-    return _route("lfr_perturb", model, inputs, labels, kwargs)
+    return _route("lfr_perturb", model, (inputs, labels), kwargs)
 
 
 def grad_norm_penalty(model: Any, inputs: Tensor, labels: Tensor, **kwargs: Any) -> Tensor:
     """:func:`lfr_rs.grad_norm_penalty`."""
-    return _route("grad_norm_penalty", model, inputs, labels, kwargs)
+    return _route("grad_norm_penalty", model, (inputs, labels), kwargs)
+
+
+def trades_perturb(model: Any, inputs: Tensor, **kwargs: Any) -> Tensor:
+    """:func:`lfr_rs.trades_perturb`."""
+    return _route("trades_perturb", model, (inputs,), kwargs)
+
+
+def llr_perturb(model: Any, inputs: Tensor, labels: Tensor, **kwargs: Any) -> Tensor:
+    """:func:`lfr_rs.llr_perturb`."""
+    return _route("llr_perturb", model, (inputs, labels), kwargs)

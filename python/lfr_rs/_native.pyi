@@ -58,6 +58,16 @@ def _grad_norm_penalty_fixed(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The gradient-norm penalty's capture-safe body: (norms, finite)."""
 
+def _trades_perturb_fixed(
+    model: _Model, inputs: torch.Tensor, *, eps: float, alpha: float, steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The TRADES inner maximization's capture-safe body: (x', finite)."""
+
+def _llr_perturb_fixed(
+    model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, eps: float, alpha: float, steps: int, random_start: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The LLR inner maximization's capture-safe body: (x', finite)."""
+
 def _pgd_fixed(
     model: _Model,
     inputs: torch.Tensor,

@@ -30,8 +30,7 @@ from torch import Tensor
 from lfr_rs._typing import Hvp, Start
 from lfr_rs.defaults import (PAPER_ALPHA, PAPER_EPS, PAPER_LFR_LAM, PAPER_LLR_LAM, PAPER_LLR_MU, PAPER_STEPS,
                              PAPER_TRADES_BETA)
-from lfr_rs._capture_safe import grad_norm_penalty, lfr_perturb, pgd
-from lfr_rs.regularizers import llr_perturb, trades_perturb
+from lfr_rs._capture_safe import grad_norm_penalty, lfr_perturb, llr_perturb, pgd, trades_perturb
 
 __all__ = [
     "AT",

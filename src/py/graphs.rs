@@ -1,5 +1,5 @@
 //! Bindings of the capture-safe kernel bodies (FGSM, PGD, MI-FGSM, APGD, the
-//! LFR inner maximization, the gradient-norm penalty) that `lfr_rs.graphs`
+//! LFR, TRADES and LLR inner maximizations, the gradient-norm penalty) that `lfr_rs.graphs`
 //! and the captured training step capture into CUDA graphs, and of the
 //! per-batch checks made outside the graph.
 use crate::attacks::fgsm::{fgsm_fixed, FgsmParams};
@@ -7,10 +7,10 @@ use crate::attacks::mifgsm::{mifgsm_fixed, MifgsmParams};
 use crate::attacks::pgd_fixed::{check_batch_for, pgd_fixed};
 use crate::eval::apgd::fixed::apgd_fixed;
 use crate::py::args;
-use crate::py::call::{run_labelled, Mode};
+use crate::py::call::{run_labelled, run_unlabelled, Mode};
 use crate::py::model::{warn_if_training, with_autocast};
 use crate::py::tensor::{to_py, PyTensor};
-use crate::regularizers::{grad_norm_penalty_fixed, lfr_perturb_fixed};
+use crate::regularizers::{grad_norm_penalty_fixed, lfr_perturb_fixed, llr_perturb_fixed, trades_perturb_fixed, LlrParams, TradesParams};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -173,7 +173,39 @@ pub fn py_grad_norm_penalty_fixed(py: Python<'_>, model: &Bound<'_, PyAny>, inpu
     Ok((to_py(py, &pen)?, to_py(py, &finite)?))
 }
 
+/// The TRADES inner maximization's capture-safe body
+/// (``src/regularizers/trades.rs``), on inputs checked with ``_check_batch``.
+/// Returns ``(x', finite)``.
+#[pyfunction]
+#[pyo3(name = "_trades_perturb_fixed", signature = (model, inputs, *, eps, alpha, steps))]
+pub fn py_trades_perturb_fixed(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, eps: f64, alpha: f64, steps: i64) -> PyResult<(PyObject, PyObject)> {
+    run_unlabelled(py, model, inputs, move |m, x| trades_perturb_fixed(m, x, TradesParams { eps, alpha, steps }))
+}
+
+/// The LLR inner maximization's capture-safe body
+/// (``src/regularizers/llr.rs``), on a batch checked with ``_check_batch``.
+/// Returns ``(x', finite)``.
+#[pyfunction]
+#[pyo3(name = "_llr_perturb_fixed", signature = (model, inputs, labels, *, eps, alpha, steps, random_start))]
+#[allow(clippy::too_many_arguments)]
+pub fn py_llr_perturb_fixed(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    inputs: PyTensor,
+    labels: PyTensor,
+    eps: f64,
+    alpha: f64,
+    steps: i64,
+    random_start: bool,
+) -> PyResult<(PyObject, PyObject)> {
+    let p = LlrParams { eps, alpha, steps, random_start };
+    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| llr_perturb_fixed(m, x, y, p))?;
+    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(py_trades_perturb_fixed, m)?)?;
+    m.add_function(wrap_pyfunction!(py_llr_perturb_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_fgsm_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_grad_norm_penalty_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_check_batch, m)?)?;

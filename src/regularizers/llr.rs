@@ -4,7 +4,7 @@
 //! per sample, by projected sign ascent.
 use crate::error::Result;
 use crate::grad::grad;
-use crate::inputs::{check_batch, check_count, check_finite_in, check_non_negative};
+use crate::inputs::{check_batch, check_count, check_finite_in, check_layout, check_non_negative};
 use crate::loss::Loss;
 use crate::model::{checked_logits, CheckedModel, Model};
 use crate::norm::Norm;
@@ -31,20 +31,38 @@ pub fn llr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LlrParams) -> 
         return Ok(x.f_detach_copy()?);
     }
     let model = &CheckedModel::new(model, Some(&labels))?;
-    model.finish(tch::with_grad(|| {
-        let xr = x.f_detach()?.f_set_requires_grad(true)?;
-        let (loss0, grad0) = ce_input_grad(model, &xr, &labels, false)?;
-        let mut adv = if p.random_start { Norm::Linf.random_start(&x, p.eps)? } else { x.f_detach_copy()? };
-        for _ in 0..p.steps {
-            let ar = adv.f_detach()?.f_set_requires_grad(true)?;
-            let loss = Loss::CrossEntropy.objective(&checked_logits(model, &ar)?, &labels, false)?;
-            let linear = ar.f_sub(&x)?.f_mul(&grad0)?.f_flatten(1, -1)?.f_sum_dim_intlist(1, false, None)?;
-            let gamma = loss.f_sub(&loss0)?.f_sub(&linear)?.f_abs()?.f_sum(None)?;
-            let grad = grad(&gamma, &ar, false)?;
-            adv = project_linf(&adv.f_add(&grad.f_sign()?.f_mul_scalar(p.alpha)?)?, &x, p.eps)?;
-        }
-        Ok(adv)
-    }))
+    model.finish(tch::with_grad(|| ascend(model, &x, &labels, &p)))
+}
+
+fn ascend(model: &impl Model, x: &Tensor, labels: &Tensor, p: &LlrParams) -> Result<Tensor> {
+    let xr = x.f_detach()?.f_set_requires_grad(true)?;
+    let (loss0, grad0) = ce_input_grad(model, &xr, labels, false)?;
+    let mut adv = if p.random_start { Norm::Linf.random_start(x, p.eps)? } else { x.f_detach_copy()? };
+    for _ in 0..p.steps {
+        let ar = adv.f_detach()?.f_set_requires_grad(true)?;
+        let loss = Loss::CrossEntropy.objective(&checked_logits(model, &ar)?, labels, false)?;
+        let linear = ar.f_sub(x)?.f_mul(&grad0)?.f_flatten(1, -1)?.f_sum_dim_intlist(1, false, None)?;
+        let gamma = loss.f_sub(&loss0)?.f_sub(&linear)?.f_abs()?.f_sum(None)?;
+        let grad = grad(&gamma, &ar, false)?;
+        adv = project_linf(&adv.f_add(&grad.f_sign()?.f_mul_scalar(p.alpha)?)?, x, p.eps)?;
+    }
+    Ok(adv)
+}
+
+/// [`llr_perturb`]'s capture-safe form: the same ascent on a batch whose
+/// values the caller checked (`check_batch_for`), with no host
+/// synchronization; returns `x'` and a 0-d bool tensor, true when every
+/// logit the model returned was finite.
+pub fn llr_perturb_fixed(model: &impl Model, x: &Tensor, y: &Tensor, p: LlrParams) -> Result<(Tensor, Tensor)> {
+    check_non_negative("eps", p.eps)?;
+    check_non_negative("alpha", p.alpha)?;
+    check_count("steps", p.steps)?;
+    check_layout(x, y)?;
+    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha)])?;
+    let x = x.f_detach()?;
+    let model = CheckedModel::new(model, None)?;
+    let adv = tch::with_grad(|| ascend(&model, &x, y, &p))?;
+    Ok((adv, model.finite_flag(x.device())?))
 }
 
 #[cfg(test)]
@@ -64,6 +82,23 @@ mod tests {
         let y = Tensor::from_slice(&[0i64, 1, 2, 1]);
         let adv = llr_perturb(&linear(&w), &x, &y, params(false)).unwrap();
         assert!(adv.equal(&x));
+    }
+
+    /// Bit-for-bit equality with a random start is tested from Python
+    /// (tests/training/test_graphed.py), where the global RNG is not shared
+    /// with tests running in parallel.
+    #[test]
+    fn the_capture_safe_form_is_the_eager_ascent() {
+        let w = three_classes();
+        let x = interior(6);
+        let y = Tensor::from_slice(&[0i64, 1, 2, 1, 0, 2]);
+        let eager = llr_perturb(&linear(&w), &x, &y, params(false)).unwrap();
+        let (fixed, finite) = llr_perturb_fixed(&linear(&w), &x, &y, params(false)).unwrap();
+        assert!(fixed.equal(&eager) && bool::try_from(finite).unwrap());
+        let (moved, _) = llr_perturb_fixed(&linear(&w), &x, &y, params(true)).unwrap();
+        assert!(in_linf_threat_set(&moved, &x, 0.1) && !moved.equal(&x));
+        let nan = |x: &Tensor| -> Result<Tensor> { Ok(x.f_narrow(1, 0, 3)?.f_div_scalar(0.0)?) };
+        assert!(!bool::try_from(llr_perturb_fixed(&nan, &x, &y, params(true)).unwrap().1).unwrap());
     }
 
     #[test]

@@ -6,6 +6,6 @@ pub mod penalty;
 pub mod trades;
 
 pub use lfr::{flatness_grad, lfr_perturb, lfr_perturb_fixed, Hvp, LfrParams, Start};
-pub use llr::{llr_perturb, LlrParams};
+pub use llr::{llr_perturb, llr_perturb_fixed, LlrParams};
 pub use penalty::{check_p, grad_norm_penalty, grad_norm_penalty_fixed};
-pub use trades::{trades_perturb, TradesParams, START_STD};
+pub use trades::{trades_perturb, trades_perturb_fixed, TradesParams, START_STD};

@@ -4,7 +4,7 @@
 //! then `min(max(x_adv, x - eps), x + eps)` and clip to [0, 1].
 use crate::error::Result;
 use crate::grad::grad;
-use crate::inputs::{check_count, check_finite_in, check_inputs, check_non_negative};
+use crate::inputs::{check_count, check_finite_in, check_float, check_inputs, check_non_negative};
 use crate::model::{checked_logits, CheckedModel, Model};
 use tch::{Kind, Reduction, Tensor};
 
@@ -29,22 +29,39 @@ pub fn trades_perturb(model: &impl Model, x: &Tensor, p: TradesParams) -> Result
         return Ok(x.f_detach_copy()?);
     }
     let model = &CheckedModel::new(model, None)?;
-    model.finish(tch::with_grad(|| {
-        // The natural distribution is a constant of the inner problem (the
-        // official code recomputes it every step; in eval mode it is the same).
-        let natural = tch::no_grad(|| checked_logits(model, &x))?.f_softmax(1, None::<Kind>)?;
-        let (lower, upper) = (x.f_sub_scalar(p.eps)?, x.f_add_scalar(p.eps)?);
-        let mut adv = x.f_add(&x.f_randn_like()?.f_mul_scalar(START_STD)?)?;
-        for _ in 0..p.steps {
-            let xr = adv.f_detach()?.f_set_requires_grad(true)?;
-            let log_q = checked_logits(model, &xr)?.f_log_softmax(1, None::<Kind>)?;
-            let kl = log_q.f_kl_div(&natural, Reduction::Sum, false)?;
-            let grad = grad(&kl, &xr, false)?;
-            adv = adv.f_add(&grad.f_sign()?.f_mul_scalar(p.alpha)?)?;
-            adv = adv.f_max_other(&lower)?.f_min_other(&upper)?.f_clamp(0.0, 1.0)?;
-        }
-        Ok(adv)
-    }))
+    model.finish(tch::with_grad(|| ascend(model, &x, &p)))
+}
+
+fn ascend(model: &impl Model, x: &Tensor, p: &TradesParams) -> Result<Tensor> {
+    // The natural distribution is a constant of the inner problem (the
+    // official code recomputes it every step; in eval mode it is the same).
+    let natural = tch::no_grad(|| checked_logits(model, x))?.f_softmax(1, None::<Kind>)?;
+    let (lower, upper) = (x.f_sub_scalar(p.eps)?, x.f_add_scalar(p.eps)?);
+    let mut adv = x.f_add(&x.f_randn_like()?.f_mul_scalar(START_STD)?)?;
+    for _ in 0..p.steps {
+        let xr = adv.f_detach()?.f_set_requires_grad(true)?;
+        let log_q = checked_logits(model, &xr)?.f_log_softmax(1, None::<Kind>)?;
+        let kl = log_q.f_kl_div(&natural, Reduction::Sum, false)?;
+        let grad = grad(&kl, &xr, false)?;
+        adv = adv.f_add(&grad.f_sign()?.f_mul_scalar(p.alpha)?)?;
+        adv = adv.f_max_other(&lower)?.f_min_other(&upper)?.f_clamp(0.0, 1.0)?;
+    }
+    Ok(adv)
+}
+
+/// [`trades_perturb`]'s capture-safe form: the same ascent on inputs whose
+/// values the caller checked, with no host synchronization; returns `x'` and
+/// a 0-d bool tensor, true when every logit the model returned was finite.
+pub fn trades_perturb_fixed(model: &impl Model, x: &Tensor, p: TradesParams) -> Result<(Tensor, Tensor)> {
+    check_non_negative("eps", p.eps)?;
+    check_non_negative("alpha", p.alpha)?;
+    check_count("steps", p.steps)?;
+    check_float(x)?;
+    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha)])?;
+    let x = x.f_detach()?;
+    let model = CheckedModel::new(model, None)?;
+    let adv = tch::with_grad(|| ascend(&model, &x, &p))?;
+    Ok((adv, model.finite_flag(x.device())?))
 }
 
 #[cfg(test)]
@@ -61,6 +78,21 @@ mod tests {
         assert_eq!((adv.size(), adv.kind()), (x.size(), x.kind()));
         assert!(in_linf_threat_set(&adv, &x, 0.3));
         assert!(x.equal(&before));
+    }
+
+    /// Its random start makes bit-for-bit equality a test for Python
+    /// (tests/training/test_graphed.py), where the global RNG is not shared
+    /// with tests running in parallel; here the body's outcome and its flag.
+    #[test]
+    fn the_capture_safe_form_ascends_in_the_threat_set_and_flags_non_finite_logits() {
+        let w = two_classes();
+        let x = interior(8);
+        let p = TradesParams { eps: 0.1, alpha: 0.04, steps: 10 };
+        let (fixed, finite) = trades_perturb_fixed(&linear(&w), &x, p).unwrap();
+        assert!(bool::try_from(finite).unwrap() && in_linf_threat_set(&fixed, &x, 0.1));
+        assert!(off_vertex(&(&fixed - &x), &(w.get(1) - w.get(0)), 0.1) < 1e-12);
+        let nan = |x: &Tensor| -> Result<Tensor> { Ok(x.f_narrow(1, 0, 2)?.f_div_scalar(0.0)?) };
+        assert!(!bool::try_from(trades_perturb_fixed(&nan, &x, p).unwrap().1).unwrap());
     }
 
     #[test]

@@ -5,6 +5,8 @@ batches running eagerly, non-finite replays, failed captures) trains exactly
 as the eager ``fit`` when its CUDA capture is replaced by re-running the
 captured body. The capture itself is tested on a GPU (tests/test_gpu_graphs.py)."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -19,6 +21,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:the run ended near chance")
 METHODS = {
     "standard": losses.Standard(),
     "at": losses.AT(eps=0.1, alpha=0.03, steps=3),
+    "trades": losses.Trades(eps=0.1, alpha=0.03, steps=2),
+    "llr": losses.LLR(eps=0.1, alpha=0.03, steps=2, lam=1.0, mu=0.5),
     "gradnorm": losses.GradNorm(lam=0.05),
     "lfr": losses.LFR(eps=0.1, alpha=0.03, steps=2, lam=0.05),
     "lfr-fd": losses.LFR(eps=0.1, alpha=0.03, steps=2, lam=0.05, hvp="fd"),
@@ -112,7 +116,7 @@ def test_the_capture_safe_kernels_give_the_eager_loss(name):
     with _capture_safe.capture_safe() as flags:
         fixed = method(model, x[:16], y[:16])
     assert torch.equal(fixed, eager)
-    kernels = {"standard": 0, "at": 1, "gradnorm": 1, "lfr": 2, "lfr-fd": 2}[name]
+    kernels = {"standard": 0, "at": 1, "trades": 1, "llr": 1, "gradnorm": 1, "lfr": 2, "lfr-fd": 2}[name]
     assert len(flags) == kernels and all(bool(f) for f in flags)
     if kernels:  # outside the block the eager kernels run again
         assert not _capture_safe._FLAGS.get()
@@ -160,7 +164,12 @@ def test_graph_true_warns_where_no_step_is_captured(monkeypatch):
     assert record[0].filename == __file__
     eager_history, eager_weights = _fit(METHODS["gradnorm"], graph=False, epochs=1)
     assert history[0]["loss"] == eager_history[0]["loss"]
+
+    @dataclasses.dataclass(frozen=True)
+    class Weighted(losses.Standard):
+        weights: list = dataclasses.field(default_factory=list)  # unhashable
+
     monkeypatch.setattr(graphed, "_is_cuda", lambda device: True)
-    for method in (losses.Trades(eps=0.1, alpha=0.03, steps=2), losses.LLR(eps=0.1, alpha=0.03, steps=2)):
-        with pytest.warns(UserWarning, match=f"{type(method).__name__} has no capture-safe inner maximization"):
-            _fit(method, graph=True, epochs=1)
+    with pytest.warns(UserWarning, match="Weighted is not hashable"):
+        _fit(Weighted(), graph=True, epochs=1)
+

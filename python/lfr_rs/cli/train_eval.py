@@ -63,8 +63,8 @@ def add_train(sub: Any) -> None:
                         "for runs under 50 epochs, else 0)")
     t.add_argument("--resume", action="store_true", help="continue --out/checkpoint.pt if it exists")
     t.add_argument("--graph", action="store_true",
-                   help="on CUDA, replay each training step from a CUDA graph (standard, at, gradnorm, lfr; "
-                        "lfr_rs.training.graphed); warns and trains eagerly elsewhere")
+                   help="on CUDA, replay each training step from a CUDA graph (lfr_rs.training.graphed); "
+                        "warns and trains eagerly elsewhere")
     t.add_argument("--stop-after", type=_pos_int, metavar="N", help="stop after N epochs of this call (continue with --resume)")
     _add_common(t)
     t.set_defaults(run=_run_train, subparser=t)

@@ -84,9 +84,9 @@ def fit(
     step by step. It needs a ``train_loader`` with ``len()``.
 
     ``graph=True`` (CUDA) captures each step up to its backward into a CUDA
-    graph after its first eager run per batch shape and replays it (Standard,
-    AT, GradNorm and LFR; see :mod:`lfr_rs.training.graphed`); other methods,
-    devices and ``torchrun`` warn and train eagerly.
+    graph after its first eager run per batch shape and replays it (see
+    :mod:`lfr_rs.training.graphed`); other devices and ``torchrun`` warn and
+    train eagerly.
 
     Under ``torchrun`` the process group is joined here (see
     :mod:`lfr_rs.distributed`) and the model wrapped in

@@ -1,9 +1,10 @@
 """The training step captured into a CUDA graph: ``fit(..., graph=True)``.
 
 One step of :func:`lfr_rs.training.fit` is the clean accuracy count (eval
-mode), the method's inner maximization (eval mode: PGD for AT, the LFR ascent
-with its Hessian-vector products), the outer loss (train mode: the
-gradient-norm penalty's double backprop for LFR and GradNorm) and its backward.
+mode), the method's inner maximization (eval mode: PGD for AT, the TRADES and
+LLR ascents, the LFR ascent with its Hessian-vector products), the outer loss
+(train mode: the gradient-norm penalty's double backprop for LFR and
+GradNorm, LLR's) and its backward.
 On a GPU each of those is hundreds of small kernels launched from Python. With
 ``graph=True`` the first step for a (method, batch shape, dtype) runs eagerly,
 as always, and the step is then captured once; later steps with that key check
@@ -15,16 +16,16 @@ without graphs.
 The captured step runs the methods' own ``perturb`` and ``loss``, with their
 kernels switched to the capture-safe bodies (:mod:`lfr_rs._capture_safe`):
 the same arithmetic, the eager step's results to float32 rounding, but for the
-random starts (AT, LFR), drawn inside the graph from torch's CUDA generator.
+random starts (AT, TRADES, LLR, LFR), drawn inside the graph from torch's CUDA generator.
 Non-finite logits or loss in a replay raise :class:`TrainingDiverged` before
 the optimizer steps, as in the eager step.
 
-Steps that run eagerly, with one warning each: inputs not on CUDA, TRADES and
-LLR (their inner maximizations have no capture-safe body), ``torchrun`` (DDP's
-gradient hooks), and a model that capture refuses (one reading a value back,
-``.item()``, or with data-dependent shapes). During a warm-up the method's
-strength changes every step: those steps run eagerly, the capture happens at
-full strength.
+Steps that run eagerly, with one warning each: inputs not on CUDA,
+``torchrun`` (DDP's gradient hooks), a method that is not hashable (the key),
+and a model or a custom method that capture refuses (one reading a value
+back, ``.item()``, calling an eager kernel, or with data-dependent shapes).
+During a warm-up the method's strength changes every step: those steps run
+eagerly, the capture happens at full strength.
 """
 
 from __future__ import annotations
@@ -38,12 +39,9 @@ from torch import Tensor, nn
 from lfr_rs import _native
 from lfr_rs import distributed as dist_
 from lfr_rs._capture_safe import capture_safe
-from lfr_rs.losses import AT, LFR, Defense, GradNorm, Standard
+from lfr_rs.losses import Defense, Standard
 
-__all__ = ["CAPTURABLE", "StepGraphs"]
-
-#: the methods whose whole step has a capture-safe form
-CAPTURABLE = (Standard, AT, GradNorm, LFR)
+__all__ = ["StepGraphs"]
 
 _NON_FINITE = "the model returned non-finite logits or loss (NaN or inf)"
 _FAILED = "capture failed"
@@ -124,11 +122,12 @@ class StepGraphs:
     def _why_off(device: torch.device, method: Defense) -> Optional[str]:
         if dist_.world_size() > 1:
             return "no captured step under torchrun (DDP's gradient hooks)"
-        if not isinstance(method, CAPTURABLE):
-            return f"{type(method).__name__} has no capture-safe inner maximization (captured: " \
-                   f"{', '.join(c.__name__ for c in CAPTURABLE)})"
         if not _is_cuda(device):
             return f"CUDA graphs need a CUDA device, got {device}"
+        try:
+            hash(method)
+        except TypeError:
+            return f"the method {type(method).__name__} is not hashable (it keys the captured steps)"
         return None
 
     def _key(self, method: Defense, x: Tensor) -> tuple:
