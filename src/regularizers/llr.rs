@@ -20,12 +20,21 @@ pub struct LlrParams {
     pub random_start: bool,
 }
 
+impl LlrParams {
+    /// The hyper-parameters' checks, made by the kernel and its capture-safe
+    /// form alike: `eps` and `alpha` non-negative and finite in `kind`, at
+    /// least one step.
+    fn check_in(&self, kind: tch::Kind) -> Result<()> {
+        check_non_negative("eps", self.eps)?;
+        check_non_negative("alpha", self.alpha)?;
+        check_count("steps", self.steps)?;
+        check_finite_in(kind, &[("eps", self.eps), ("alpha", self.alpha)])
+    }
+}
+
 pub fn llr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LlrParams) -> Result<Tensor> {
-    check_non_negative("eps", p.eps)?;
-    check_non_negative("alpha", p.alpha)?;
-    check_count("steps", p.steps)?;
+    p.check_in(x.kind())?;
     let labels = check_batch(x, y)?;
-    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha)])?;
     let x = x.f_detach()?;
     if x.numel() == 0 {
         return Ok(x.f_detach_copy()?);
@@ -54,11 +63,8 @@ fn ascend(model: &impl Model, x: &Tensor, labels: &Tensor, p: &LlrParams) -> Res
 /// synchronization; returns `x'` and a 0-d bool tensor, true when every
 /// logit the model returned was finite.
 pub fn llr_perturb_fixed(model: &impl Model, x: &Tensor, y: &Tensor, p: LlrParams) -> Result<(Tensor, Tensor)> {
-    check_non_negative("eps", p.eps)?;
-    check_non_negative("alpha", p.alpha)?;
-    check_count("steps", p.steps)?;
+    p.check_in(x.kind())?;
     check_layout(x, y)?;
-    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha)])?;
     let x = x.f_detach()?;
     let model = CheckedModel::new(model, None)?;
     let adv = tch::with_grad(|| ascend(&model, &x, y, &p))?;

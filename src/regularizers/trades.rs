@@ -15,15 +15,24 @@ pub struct TradesParams {
     pub steps: i64,
 }
 
+impl TradesParams {
+    /// The hyper-parameters' checks, made by the kernel and its capture-safe
+    /// form alike: `eps` and `alpha` non-negative and finite in `kind`, at
+    /// least one step.
+    fn check_in(&self, kind: tch::Kind) -> Result<()> {
+        check_non_negative("eps", self.eps)?;
+        check_non_negative("alpha", self.alpha)?;
+        check_count("steps", self.steps)?;
+        check_finite_in(kind, &[("eps", self.eps), ("alpha", self.alpha)])
+    }
+}
+
 /// Standard deviation of the official random start.
 pub const START_STD: f64 = 0.001;
 
 pub fn trades_perturb(model: &impl Model, x: &Tensor, p: TradesParams) -> Result<Tensor> {
-    check_non_negative("eps", p.eps)?;
-    check_non_negative("alpha", p.alpha)?;
-    check_count("steps", p.steps)?;
+    p.check_in(x.kind())?;
     check_inputs(x)?;
-    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha)])?;
     let x = x.f_detach()?;
     if x.numel() == 0 {
         return Ok(x.f_detach_copy()?);
@@ -53,11 +62,8 @@ fn ascend(model: &impl Model, x: &Tensor, p: &TradesParams) -> Result<Tensor> {
 /// values the caller checked, with no host synchronization; returns `x'` and
 /// a 0-d bool tensor, true when every logit the model returned was finite.
 pub fn trades_perturb_fixed(model: &impl Model, x: &Tensor, p: TradesParams) -> Result<(Tensor, Tensor)> {
-    check_non_negative("eps", p.eps)?;
-    check_non_negative("alpha", p.alpha)?;
-    check_count("steps", p.steps)?;
+    p.check_in(x.kind())?;
     check_float(x)?;
-    check_finite_in(x.kind(), &[("eps", p.eps), ("alpha", p.alpha)])?;
     let x = x.f_detach()?;
     let model = CheckedModel::new(model, None)?;
     let adv = tch::with_grad(|| ascend(&model, &x, &p))?;

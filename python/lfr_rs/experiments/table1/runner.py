@@ -10,7 +10,6 @@ whose ``row.json`` exists.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import platform
@@ -18,16 +17,15 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lfr_rs._native import __version__
 from lfr_rs.experiments.common import (
-    ROW, SETTINGS, ExperimentData, batch_seconds, calibrate, check_settings, data_description, device_name, load_avg,
-    load_experiment_data, method_dir, settings_diff,
+    ROW, batch_seconds, calibrate, check_settings, data_description, device_name, load_avg,
+    load_experiment_data, method_dir,
 )
 from lfr_rs.losses import METHODS
 from lfr_rs.experiments.table1.evaluation import STRONG_AVAILABLE, STRONG_NOTE, evaluate_row, protocol_notes
