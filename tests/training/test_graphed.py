@@ -70,7 +70,10 @@ class _FakeRecord:
         self.captures, self.replays = 0, 0
 
     def __call__(self, body, reset, restore):
-        if self.fail:
+        if self.fail:  # as a real capture that fails after its warm-up moved BatchNorm's statistics
+            rng = torch.get_rng_state()
+            body()
+            torch.set_rng_state(rng)
             raise RuntimeError(self.fail)
         self.captures += 1
         rng = torch.get_rng_state()

@@ -46,9 +46,6 @@ __all__ = ["StepGraphs"]
 _NON_FINITE = "the model returned non-finite logits or loss (NaN or inf)"
 _FAILED = "capture failed"
 
-Body = Callable[[Tensor, Tensor], Tuple[Tensor, Tensor, Tensor]]
-
-
 def _is_cuda(device: torch.device) -> bool:
     return device.type == "cuda"
 
@@ -154,8 +151,6 @@ class StepGraphs:
             self.steps[key] = self._capture(method, x, y, classes)
         except Exception as exc:  # capture refuses host syncs and data-dependent shapes
             self.steps[key] = _FAILED
-            for p in self.model.parameters():
-                p.grad = None
             warnings.warn(f"graph=True: capturing the {method.name} step failed ({type(exc).__name__}: {exc}); "
                           "this batch shape trains eagerly", UserWarning, stacklevel=5)
 
@@ -191,6 +186,11 @@ class StepGraphs:
                 for b, s in zip(buffers, saved):
                     b.copy_(s)
 
-        replay, out = _record(lambda: self._body(method, sx, sy), reset, restore)
+        try:
+            replay, out = _record(lambda: self._body(method, sx, sy), reset, restore)
+        except Exception:  # leave the model as the eager step left it, but for its (unused) gradients
+            restore()
+            reset()
+            raise
         grads = [(p, p.grad) for p in params if p.grad is not None]
         return CapturedStep(replay, sx, sy, out, grads, classes, check)
