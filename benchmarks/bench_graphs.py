@@ -37,7 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -132,6 +132,20 @@ def torch_lfr_fd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, ep
     return adv
 
 
+def versus_pytorch(sides: Dict[str, Callable[[], Any]], a: argparse.Namespace,
+                   **fields: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Times ``sides`` interleaved (one of them "pytorch") and returns the row
+    (``fields``, the medians, every sample, plain PyTorch's time over eager's
+    and over the graph's where timed) and each side's last output."""
+    times, outputs = time_interleaved(sides, a.repeats)
+    med = {k: summary(v)["median_ms"] for k, v in times.items()}
+    row: Dict[str, Any] = {**fields, "median_ms": med, "seconds": times}
+    for side in ("eager", "graph"):
+        if side in med:
+            row[f"pytorch_over_{side}"] = med["pytorch"] / med[side]
+    return row, outputs
+
+
 def lfr_row(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, a: argparse.Namespace) -> Dict[str, Any]:
     """The LFR inner maximization (fd, 40 steps of 0.01 in the 0.3-ball, no
     random start): eager, graph, plain PyTorch."""
@@ -145,13 +159,9 @@ def lfr_row(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, a: argpars
     }
     if x.is_cuda:
         sides["graph"] = lambda: graphs.lfr_perturb(model, x, y, **kw)
-    times, outputs = time_interleaved(sides, a.repeats)
-    med = {k: summary(v)["median_ms"] for k, v in times.items()}
-    row: Dict[str, Any] = {"model": "SmallCNN (mnist/standard)", "kernel": f"lfr_perturb fd {a.steps} steps",
-                           "batch": len(x), "median_ms": med, "seconds": times,
-                           "pytorch_over_eager": med["pytorch"] / med["eager"]}
+    row, outputs = versus_pytorch(sides, a, model="SmallCNN (mnist/standard)", kernel=f"lfr_perturb fd {a.steps} steps",
+                                  batch=len(x))
     if x.is_cuda:
-        row["pytorch_over_graph"] = med["pytorch"] / med["graph"]
         row["graph_max_abs_diff"] = float((outputs["graph"] - outputs["eager"]).abs().max())
     return row
 
@@ -194,13 +204,8 @@ def train_step_row(x: torch.Tensor, y: torch.Tensor, a: argparse.Namespace) -> D
         for _ in range(2):  # the eager step that precedes the capture, then the capture's first replay
             _step(model, model, method, opt, x, y, _Epoch(), graphs)
         sides["graph"] = lambda: _step(model, model, method, opt, x, y, _Epoch(), graphs)
-    times, _ = time_interleaved(sides, a.repeats)
-    med = {k: summary(v)["median_ms"] for k, v in times.items()}
-    row: Dict[str, Any] = {"model": "SmallCNN (fresh)", "kernel": f"LFR training step, fd {a.steps} inner steps",
-                           "batch": len(x), "median_ms": med, "seconds": times,
-                           "pytorch_over_eager": med["pytorch"] / med["eager"]}
-    if x.is_cuda:
-        row["pytorch_over_graph"] = med["pytorch"] / med["graph"]
+    row, _ = versus_pytorch(sides, a, model="SmallCNN (fresh)", kernel=f"LFR training step, fd {a.steps} inner steps",
+                            batch=len(x))
     return row
 
 

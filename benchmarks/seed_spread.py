@@ -3,8 +3,8 @@ standard, AT, LFR) trained at a Table 1 preset's budget under ``--seeds``
 (default five), then its clean accuracy, PGD-40 (the paper's protocol) and
 APGD-CE (``--apgd-steps`` steps) on the preset's evaluation images. Reports each
 method's mean, sample standard deviation, minimum and maximum, and each
-method's per-seed margin over Standard (paired: same seed, same data order), so
-that a change that costs a method its margin shows beyond the noise.
+method's per-seed margins over Standard and over AT, the control (paired: same
+seed, same data order), so that a change that costs a method its margin shows beyond the noise.
 
     python benchmarks/seed_spread.py --preset quick --dataset fashion-mnist --out runs/seed-spread-quick-fmnist
     python benchmarks/seed_spread.py --preset quick --dataset fashion-mnist --warmup 0 --out runs/...   # no warm-up
@@ -23,7 +23,7 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 
@@ -46,8 +46,40 @@ def _evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, s: Any, 
 
 
 def _stats(values: List[float]) -> Dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    """Mean, sample standard deviation (None from one seed: a spread needs two), range and count."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
             "min": min(values), "max": max(values), "n": len(values)}
+
+
+def _spread(stats: Dict[str, Any]) -> str:
+    """``± s`` in points, or ``(one seed)`` where there is no spread to state."""
+    return f"± {100 * stats['std']:.1f}" if stats["std"] is not None else "(one seed)"
+
+
+def summarize(runs: Dict[str, Dict[int, Dict[str, Any]]], methods: Sequence[str],
+              seeds: Sequence[int]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Per method and metric, the statistics over ``seeds``; and the margins
+    paired by seed (same data order and initialisation) of every other method
+    over Standard and over AT, the control, where those were run."""
+    summary = {m: {k: _stats([runs[m][s][k] for s in seeds]) for k in KEYS} for m in methods}
+    margins = {base: {m: {k: _stats([runs[m][s][k] - runs[base][s][k] for s in seeds]) for k in KEYS}
+                      for m in methods if m not in ("standard", base)}
+               for base in ("standard", "at") if base in methods}
+    return summary, margins
+
+
+def table_lines(summary: Dict[str, Any], margins: Dict[str, Any]) -> List[str]:
+    """The Markdown table of :func:`summarize`'s results, in points."""
+    lines = ["| method | clean | PGD-40 | APGD-CE |", "|---|---|---|---|"]
+    for m, stats in summary.items():
+        cells = [f"{100 * stats[k]['mean']:.1f} {_spread(stats[k])} "
+                 f"[{100 * stats[k]['min']:.1f}, {100 * stats[k]['max']:.1f}]" for k in KEYS]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    for base, over in margins.items():
+        for m, d in over.items():
+            cells = [f"{100 * d[k]['mean']:+.1f} {_spread(d[k])}" for k in KEYS]
+            lines.append(f"| {m} - {base} | " + " | ".join(cells) + " |")
+    return [*lines, "", "mean ± sample standard deviation over seeds [min, max], in points; margins paired by seed"]
 
 
 def main() -> None:
@@ -97,28 +129,14 @@ def main() -> None:
                   f"  ({train_s:.0f} s)", flush=True)
 
     assert settings is not None
-    summary = {m: {k: _stats([runs[m][s][k] for s in seeds]) for k in KEYS} for m in methods}
-    margins = {}
-    if "standard" in methods:
-        for m in methods:
-            if m != "standard":
-                margins[m] = {k: _stats([runs[m][s][k] - runs["standard"][s][k] for s in seeds]) for k in KEYS}
+    summary, margins = summarize(runs, methods, seeds)
     lines = [f"{args.preset} preset, {args.dataset}, eps {settings.eps:g}, warm-up {settings.warmup:g} epochs, "
-             f"{data.n_eval} evaluation images, seeds {','.join(map(str, seeds))}; {device_name('cpu')}",
-             "", "| method | clean | PGD-40 | APGD-CE |", "|---|---|---|---|"]
-    for m in methods:
-        cells = [f"{100 * summary[m][k]['mean']:.1f} ± {100 * summary[m][k]['std']:.1f} "
-                 f"[{100 * summary[m][k]['min']:.1f}, {100 * summary[m][k]['max']:.1f}]" for k in KEYS]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    for m, d in margins.items():
-        cells = [f"{100 * d[k]['mean']:+.1f} ± {100 * d[k]['std']:.1f}" for k in KEYS]
-        lines.append(f"| {m} - standard | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("mean ± sample standard deviation over seeds [min, max], in points; margins paired by seed")
+             f"{data.n_eval} evaluation images, seeds {','.join(map(str, seeds))}; {device_name('cpu')}", "",
+             *table_lines(summary, margins)]
     print("\n".join(lines))
     record = {"preset": args.preset, "dataset": args.dataset, "settings": settings.to_dict(), "seeds": seeds,
               "apgd_steps": args.apgd_steps, "machine": device_name("cpu"), "runs": runs, "summary": summary,
-              "margins_over_standard": margins, "table": "\n".join(lines)}
+              "margins_over_standard": margins.get("standard", {}), "margins_over_at": margins.get("at", {}), "table": "\n".join(lines)}
     write_json(args.json or args.out / "seed_spread.json", record)
 
 

@@ -81,6 +81,13 @@ pub fn check_inputs(x: &Tensor) -> Result<()> {
 /// sample, same device) and returns the labels as `Int64`.
 pub fn check_batch(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     check_inputs(x)?;
+    check_labels(x, y)
+}
+
+/// The labels' half of [`check_batch`], for inputs that need not be images
+/// in [0, 1]: integer, `(N,)` for `N` inputs, on the inputs' device,
+/// non-negative. Returns them as `Int64`.
+pub fn check_labels(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     let integer = matches!(y.kind(), Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8);
     if !integer {
         return Err(LfrError::InvalidType(format!(
@@ -174,6 +181,21 @@ pub fn check_finite_in(kind: Kind, params: &[(&str, f64)]) -> Result<()> {
     Ok(())
 }
 
+/// The hyper-parameters every sign ascent shares (PGD, the TRADES, LLR and
+/// LFR inner maximisations): `eps` and `alpha` finite and >= 0, at least one
+/// step.
+pub fn check_ascent(eps: f64, alpha: f64, steps: i64) -> Result<()> {
+    check_non_negative("eps", eps)?;
+    check_non_negative("alpha", alpha)?;
+    check_count("steps", steps)
+}
+
+/// [`check_ascent`], and `eps` and `alpha` finite once cast to `kind`.
+pub fn check_ascent_in(kind: Kind, eps: f64, alpha: f64, steps: i64) -> Result<()> {
+    check_ascent(eps, alpha, steps)?;
+    check_finite_in(kind, &[("eps", eps), ("alpha", alpha)])
+}
+
 /// A count of at least one (`steps`, `restarts`).
 pub fn check_count(name: &str, value: i64) -> Result<()> {
     if value < 1 {
@@ -201,5 +223,24 @@ mod tests {
         assert!(check_count("steps", 0).is_err());
         assert!(check_non_negative("eps", f64::NAN).is_err());
         assert!(check_non_negative("eps", -0.1).is_err());
+    }
+
+    #[test]
+    fn labels_alone_allow_inputs_outside_the_unit_box() {
+        let x = Tensor::rand([4, 3], (Kind::Float, Device::Cpu)) * 4.0 - 2.0;
+        let y = Tensor::from_slice(&[0i32, 1, 2, 1]);
+        assert_eq!(check_labels(&x, &y).map(|l| l.kind()).ok(), Some(Kind::Int64));
+        assert!(check_batch(&x, &y).is_err());
+        assert!(check_labels(&x, &(&y - 1)).is_err());
+    }
+
+    #[test]
+    fn ascent_hyper_parameters() {
+        assert!(check_ascent_in(Kind::Float, 0.3, 0.01, 40).is_ok());
+        assert!(check_ascent_in(Kind::Double, 1e300, 0.01, 1).is_ok());
+        let overflow = check_ascent_in(Kind::Float, 1e300, 0.01, 1).unwrap_err().to_string();
+        assert!(overflow.contains("eps = 1e300 overflows torch.float32"), "{overflow}");
+        assert!(check_ascent(0.3, -0.01, 1).unwrap_err().to_string().contains("alpha"));
+        assert!(check_ascent(0.3, 0.01, 0).unwrap_err().to_string().contains("steps"));
     }
 }

@@ -48,6 +48,9 @@ def pgd(
 def _check_batch(inputs: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
     """The eager kernels' batch checks, made before a CUDA graph replays (lfr_rs.graphs)."""
 
+def _check_labels(inputs: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """The labels' half of _check_batch, for Standard's captured training step."""
+
 def _fgsm_fixed(
     model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, eps: float, targeted: bool, autocast: str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,7 +3,7 @@
 //! and early-stopping evaluation (`keep_best`).
 use crate::attacks::Objective;
 use crate::error::Result;
-use crate::inputs::{check_batch, check_count, check_finite_in, check_non_negative};
+use crate::inputs::{check_ascent, check_batch, check_count, check_finite_in};
 use crate::loss::Loss;
 use crate::model::{checked_logits, CheckedModel, Model};
 use crate::norm::{batch_view, Norm};
@@ -24,9 +24,7 @@ pub struct PgdParams {
 
 impl PgdParams {
     pub(crate) fn check(&self) -> Result<()> {
-        check_non_negative("eps", self.eps)?;
-        check_non_negative("alpha", self.alpha)?;
-        check_count("steps", self.steps)?;
+        check_ascent(self.eps, self.alpha, self.steps)?;
         check_count("restarts", self.restarts)
     }
 }

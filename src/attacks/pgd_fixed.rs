@@ -12,7 +12,7 @@
 use crate::attacks::pgd::{last_iterate, Candidate, PgdParams};
 use crate::attacks::Objective;
 use crate::error::{invalid, Result};
-use crate::inputs::{check_batch, check_finite_in, check_layout};
+use crate::inputs::{check_finite_in, check_inputs, check_labels, check_layout};
 use crate::model::{check_labels_below, checked_logits, CheckedModel, Model};
 use crate::norm::batch_view;
 use tch::Tensor;
@@ -55,7 +55,15 @@ fn tracked_masked(model: &impl Model, obj: &Objective, x: &Tensor, y: &Tensor, p
 /// outside the captured body: inputs in [0, 1] and finite, labels integer
 /// and in `[0, classes)`. Returns the labels as `Int64`.
 pub fn check_batch_for(x: &Tensor, y: &Tensor, classes: i64) -> Result<Tensor> {
-    let labels = check_batch(x, y)?;
+    check_inputs(x)?;
+    check_labels_for(x, y, classes)
+}
+
+/// The labels' half of [`check_batch_for`], for a step whose inputs need not
+/// lie in [0, 1] (Standard training): labels integer, `(N,)`, on the inputs'
+/// device and in `[0, classes)`. Returns them as `Int64`.
+pub fn check_labels_for(x: &Tensor, y: &Tensor, classes: i64) -> Result<Tensor> {
+    let labels = check_labels(x, y)?;
     check_labels_below(&labels, classes)?;
     Ok(labels)
 }

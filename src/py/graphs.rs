@@ -4,10 +4,10 @@
 //! per-batch checks made outside the graph.
 use crate::attacks::fgsm::{fgsm_fixed, FgsmParams};
 use crate::attacks::mifgsm::{mifgsm_fixed, MifgsmParams};
-use crate::attacks::pgd_fixed::{check_batch_for, pgd_fixed};
+use crate::attacks::pgd_fixed::{check_batch_for, check_labels_for, pgd_fixed};
 use crate::eval::apgd::fixed::apgd_fixed;
 use crate::py::args;
-use crate::py::call::{run_labelled, run_unlabelled, Mode};
+use crate::py::call::{run_kernel_in_any_mode, run_unlabelled};
 use crate::py::model::{warn_if_training, with_autocast};
 use crate::py::tensor::{to_py, PyTensor};
 use crate::regularizers::{grad_norm_penalty_fixed, lfr_perturb_fixed, llr_perturb_fixed, trades_perturb_fixed, LlrParams, TradesParams};
@@ -47,6 +47,17 @@ pub fn py_check_batch(py: Python<'_>, inputs: PyTensor, labels: PyTensor, classe
     to_py(py, &labels)
 }
 
+/// ``_check_batch``'s labels half, for a step whose inputs need not lie in
+/// [0, 1] (Standard training): labels integer, ``(N,)``, on the inputs'
+/// device, in ``[0, classes)``. Returns them as ``torch.int64``.
+#[pyfunction]
+#[pyo3(name = "_check_labels", signature = (inputs, labels, classes))]
+pub fn py_check_labels(py: Python<'_>, inputs: PyTensor, labels: PyTensor, classes: i64) -> PyResult<PyObject> {
+    let (x, y) = (inputs.0, labels.0);
+    let labels = py.allow_threads(move || check_labels_for(&x, &y, classes))?;
+    to_py(py, &labels)
+}
+
 /// PGD's capture-safe body (``src/attacks/pgd_fixed.rs``): no host
 /// synchronization, one restart, early stopping as masking. The caller has
 /// checked the batch with ``_check_batch``. Returns ``(adversarial, finite)``,
@@ -71,8 +82,7 @@ pub fn py_pgd_fixed(
 ) -> PyResult<(PyObject, PyObject)> {
     let p = args::pgd_params(eps, alpha, steps, random_start, norm, loss, targeted, 1, keep_best)?;
     let model = &with_autocast(model, autocast, &inputs)?;
-    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| pgd_fixed(m, x, y, p))?;
-    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+    run_kernel_in_any_mode(py, model, inputs, labels, move |m, x, y| pgd_fixed(m, x, y, p))
 }
 
 /// ``lfr_perturb``'s capture-safe body (``src/regularizers/lfr.rs``): the same
@@ -96,8 +106,7 @@ pub fn py_lfr_perturb_fixed(
     fd_step: f64,
 ) -> PyResult<(PyObject, PyObject)> {
     let p = args::lfr_params(eps, alpha, steps, random_start, start, start_std, hvp, fd_step)?;
-    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| lfr_perturb_fixed(m, x, y, p))?;
-    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+    run_kernel_in_any_mode(py, model, inputs, labels, move |m, x, y| lfr_perturb_fixed(m, x, y, p))
 }
 
 /// APGD's capture-safe body (``src/eval/apgd/fixed.rs``): every run over the
@@ -124,8 +133,7 @@ pub fn py_apgd_fixed(
 ) -> PyResult<(PyObject, PyObject)> {
     let p = args::apgd_params(eps, steps, norm, loss, targeted, n_target_classes, restarts, rho)?;
     let model = &with_autocast(model, autocast, &inputs)?;
-    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| apgd_fixed(m, x, y, p))?;
-    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+    run_kernel_in_any_mode(py, model, inputs, labels, move |m, x, y| apgd_fixed(m, x, y, p))
 }
 
 /// MI-FGSM's capture-safe body (``src/attacks/mifgsm.rs``), on a batch
@@ -147,8 +155,7 @@ pub fn py_mifgsm_fixed(
 ) -> PyResult<(PyObject, PyObject)> {
     let p = MifgsmParams { eps, alpha, steps, decay, targeted };
     let model = &with_autocast(model, autocast, &inputs)?;
-    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| mifgsm_fixed(m, x, y, p))?;
-    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+    run_kernel_in_any_mode(py, model, inputs, labels, move |m, x, y| mifgsm_fixed(m, x, y, p))
 }
 
 /// FGSM's capture-safe body (``src/attacks/fgsm.rs``), on a batch checked
@@ -158,8 +165,7 @@ pub fn py_mifgsm_fixed(
 pub fn py_fgsm_fixed(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, eps: f64, targeted: bool, autocast: Option<&str>) -> PyResult<(PyObject, PyObject)> {
     let p = FgsmParams { eps, targeted };
     let model = &with_autocast(model, autocast, &inputs)?;
-    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| fgsm_fixed(m, x, y, p))?;
-    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+    run_kernel_in_any_mode(py, model, inputs, labels, move |m, x, y| fgsm_fixed(m, x, y, p))
 }
 
 /// The gradient-norm penalty's capture-safe body
@@ -169,8 +175,7 @@ pub fn py_fgsm_fixed(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor,
 #[pyfunction]
 #[pyo3(name = "_grad_norm_penalty_fixed", signature = (model, inputs, labels, *, p = 1.0))]
 pub fn py_grad_norm_penalty_fixed(py: Python<'_>, model: &Bound<'_, PyAny>, inputs: PyTensor, labels: PyTensor, p: f64) -> PyResult<(PyObject, PyObject)> {
-    let (pen, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| grad_norm_penalty_fixed(m, x, y, p))?;
-    Ok((to_py(py, &pen)?, to_py(py, &finite)?))
+    run_kernel_in_any_mode(py, model, inputs, labels, move |m, x, y| grad_norm_penalty_fixed(m, x, y, p))
 }
 
 /// The TRADES inner maximization's capture-safe body
@@ -199,8 +204,7 @@ pub fn py_llr_perturb_fixed(
     random_start: bool,
 ) -> PyResult<(PyObject, PyObject)> {
     let p = LlrParams { eps, alpha, steps, random_start };
-    let (adv, finite) = run_labelled(py, Mode::Any, model, inputs, labels, move |m, x, y| llr_perturb_fixed(m, x, y, p))?;
-    Ok((to_py(py, &adv)?, to_py(py, &finite)?))
+    run_kernel_in_any_mode(py, model, inputs, labels, move |m, x, y| llr_perturb_fixed(m, x, y, p))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -209,6 +213,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_fgsm_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_grad_norm_penalty_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_check_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(py_check_labels, m)?)?;
     m.add_function(wrap_pyfunction!(py_pgd_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_lfr_perturb_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_apgd_fixed, m)?)?;

@@ -6,7 +6,7 @@
 //! `v = sign(g(x'))`.
 use crate::error::{invalid, Result};
 use crate::grad::grad;
-use crate::inputs::{check_batch, check_count, check_finite_in, check_layout, check_non_negative, dtype_name};
+use crate::inputs::{check_ascent, check_ascent_in, check_batch, check_finite_in, check_layout, dtype_name};
 use crate::model::{CheckedModel, Model};
 use crate::norm::lp_per_sample;
 use crate::project::project_linf;
@@ -134,10 +134,7 @@ pub fn flatness_grad(model: &impl Model, x: &Tensor, y: &Tensor, hvp: Hvp) -> Re
 
 impl LfrParams {
     fn check_in(&self, kind: Kind) -> Result<()> {
-        check_non_negative("eps", self.eps)?;
-        check_non_negative("alpha", self.alpha)?;
-        check_count("steps", self.steps)?;
-        check_finite_in(kind, &[("eps", self.eps), ("alpha", self.alpha)])?;
+        check_ascent_in(kind, self.eps, self.alpha, self.steps)?;
         self.hvp.check_in(kind)
     }
 }
@@ -163,9 +160,7 @@ fn ascend<M: Model>(model: &CheckedModel<'_, M>, x: &Tensor, labels: &Tensor, p:
 /// achieved `gamma_C(x, eps) ~ ||d_x L(x')||_1` per sample (Definition 1),
 /// which costs one more forward/backward.
 pub fn lfr_perturb(model: &impl Model, x: &Tensor, y: &Tensor, p: LfrParams, with_gamma: bool) -> Result<(Tensor, Option<Tensor>)> {
-    check_non_negative("eps", p.eps)?;
-    check_non_negative("alpha", p.alpha)?;
-    check_count("steps", p.steps)?;
+    check_ascent(p.eps, p.alpha, p.steps)?;
     let labels = check_batch(x, y)?;
     p.check_in(x.kind())?;
     let x = x.f_detach()?;

@@ -4,7 +4,7 @@
 //! per sample, by projected sign ascent.
 use crate::error::Result;
 use crate::grad::grad;
-use crate::inputs::{check_batch, check_count, check_finite_in, check_layout, check_non_negative};
+use crate::inputs::{check_ascent_in, check_batch, check_layout};
 use crate::loss::Loss;
 use crate::model::{checked_logits, CheckedModel, Model};
 use crate::norm::Norm;
@@ -25,10 +25,7 @@ impl LlrParams {
     /// form alike: `eps` and `alpha` non-negative and finite in `kind`, at
     /// least one step.
     fn check_in(&self, kind: tch::Kind) -> Result<()> {
-        check_non_negative("eps", self.eps)?;
-        check_non_negative("alpha", self.alpha)?;
-        check_count("steps", self.steps)?;
-        check_finite_in(kind, &[("eps", self.eps), ("alpha", self.alpha)])
+        check_ascent_in(kind, self.eps, self.alpha, self.steps)
     }
 }
 

@@ -4,7 +4,7 @@
 //! then `min(max(x_adv, x - eps), x + eps)` and clip to [0, 1].
 use crate::error::Result;
 use crate::grad::grad;
-use crate::inputs::{check_count, check_finite_in, check_float, check_inputs, check_non_negative};
+use crate::inputs::{check_ascent_in, check_float, check_inputs};
 use crate::model::{checked_logits, CheckedModel, Model};
 use tch::{Kind, Reduction, Tensor};
 
@@ -20,10 +20,7 @@ impl TradesParams {
     /// form alike: `eps` and `alpha` non-negative and finite in `kind`, at
     /// least one step.
     fn check_in(&self, kind: tch::Kind) -> Result<()> {
-        check_non_negative("eps", self.eps)?;
-        check_non_negative("alpha", self.alpha)?;
-        check_count("steps", self.steps)?;
-        check_finite_in(kind, &[("eps", self.eps), ("alpha", self.alpha)])
+        check_ascent_in(kind, self.eps, self.alpha, self.steps)
     }
 }
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from lfr_rs import _capture_safe, losses
+from lfr_rs import ShapeError, _capture_safe, _native, losses
 from lfr_rs.training import TensorBatches, TrainingDiverged, fit
 from lfr_rs.training import graphed
 
@@ -176,3 +176,41 @@ def test_graph_true_warns_where_no_step_is_captured(monkeypatch):
     with pytest.warns(UserWarning, match="Weighted is not hashable"):
         _fit(Weighted(), graph=True, epochs=1)
 
+
+
+def test_a_replay_checks_its_batch_as_the_eager_step_does():
+    """Before each replay the batch is checked outside the graph: for
+    Standard the labels only (its inputs may be standardised), for every
+    other method the inputs in [0, 1] as well."""
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    standardised = x * 4 - 2
+    assert torch.equal(_native._check_labels(standardised, y.to(torch.int32), 3), y)
+    assert _native._check_labels(standardised, y, 3).dtype == torch.int64
+    with pytest.raises(ValueError, match="label 3 is out of range for a model with 3 classes"):
+        _native._check_labels(x, torch.tensor([0, 1, 3, 0]), 3)
+    with pytest.raises(ValueError, match="non-negative"):
+        _native._check_labels(x, torch.tensor([0, -1, 2, 0]), 3)
+    with pytest.raises(TypeError, match="integer"):
+        _native._check_labels(x, y.float(), 3)
+    with pytest.raises(ShapeError, match=r"\(N,\) = \(4,\)"):
+        _native._check_labels(x, y[:3], 3)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        _native._check_batch(standardised, y, 3)
+    assert torch.equal(_native._check_batch(x, y, 3), y)
+
+
+def test_a_replayed_step_with_a_label_out_of_range_raises_before_the_replay(monkeypatch):
+    """The first batch runs eagerly and is captured; the second, of the same
+    shape, holds a label the 3-class model has no logit for: the check
+    before its replay raises, and nothing is replayed."""
+    x, y = _data()
+    bad = y[32:64].clone()
+    bad[5] = 3
+    fake = _patch(monkeypatch)
+    torch.manual_seed(0)
+    model = fake.model = _Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="label 3 is out of range"):
+        fit(model, [(x[:32], y[:32]), (x[32:64], bad)], METHODS["standard"], opt, epochs=1, graph=True,
+            progress=False, verbose=False)
+    assert (fake.captures, fake.replays) == (1, 0)

@@ -94,15 +94,6 @@ class CapturedStep:
         return self.loss, int(self.correct)
 
 
-def _check_labels(x: Tensor, y: Tensor, classes: int) -> Tensor:
-    """Standard's batch check: the labels only (its inputs need not lie in [0, 1])."""
-    if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8) or y.shape != x.shape[:1]:
-        raise ValueError(f"labels must be (N,) integers for inputs {tuple(x.shape)}, got {tuple(y.shape)} {y.dtype}")
-    if len(y) and not (0 <= int(y.min()) and int(y.max()) < classes):
-        raise ValueError(f"labels must lie in [0, {classes}) for a model with {classes} classes")
-    return y.to(torch.int64)
-
-
 class StepGraphs:
     """The captured steps of one ``fit`` call, keyed by (method, batch shape,
     dtype, device); :meth:`step` replays one or returns None (run eagerly),
@@ -170,7 +161,7 @@ class StepGraphs:
         return loss.detach(), correct, finite
 
     def _capture(self, method: Defense, x: Tensor, y: Tensor, classes: int) -> CapturedStep:
-        check = _check_labels if isinstance(method, Standard) else _native._check_batch
+        check = _native._check_labels if isinstance(method, Standard) else _native._check_batch
         sx, sy = x.detach().clone(), check(x, y, classes).clone()
         params = [p for p in self.model.parameters() if p.requires_grad]
         # the warm-up's train-mode forwards move BatchNorm's statistics: put them back
