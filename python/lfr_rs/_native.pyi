@@ -45,11 +45,11 @@ def pgd(
 ) -> torch.Tensor:
     """Projected Gradient Descent (L-inf or L2)."""
 
-def _check_batch(inputs: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
-    """The eager kernels' batch checks, made before a CUDA graph replays (lfr_rs.graphs)."""
-
-def _check_labels(inputs: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
-    """The labels' half of _check_batch, for Standard's captured training step."""
+def _check_batch(
+    inputs: torch.Tensor, labels: torch.Tensor, classes: int, *, inputs_in_unit_box: bool = True
+) -> torch.Tensor:
+    """The eager kernels' batch checks, made before a CUDA graph replays (lfr_rs.graphs);
+    without inputs_in_unit_box the labels only (Standard's captured training step)."""
 
 def _fgsm_fixed(
     model: _Model, inputs: torch.Tensor, labels: torch.Tensor, *, eps: float, targeted: bool, autocast: str | None = None

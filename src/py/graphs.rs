@@ -36,25 +36,17 @@ pub fn dispatch<'py>(model: &Bound<'py, PyAny>, name: &str, inputs: &PyTensor, l
 }
 
 /// The checks the eager kernels make of a batch, made once before a graph
-/// replays on it: inputs floating point, finite, in [0, 1]; labels integer,
-/// ``(N,)``, on the inputs' device, in ``[0, classes)``. Returns the labels as
-/// ``torch.int64``.
+/// replays on it: labels integer, ``(N,)``, on the inputs' device, in
+/// ``[0, classes)``; with ``inputs_in_unit_box`` (the attacks' and the
+/// defenses' steps) inputs floating point, finite, in [0, 1] too, without it
+/// (Standard training, whose inputs may be standardised) the labels only.
+/// Returns the labels as ``torch.int64``.
 #[pyfunction]
-#[pyo3(name = "_check_batch", signature = (inputs, labels, classes))]
-pub fn py_check_batch(py: Python<'_>, inputs: PyTensor, labels: PyTensor, classes: i64) -> PyResult<PyObject> {
+#[pyo3(name = "_check_batch", signature = (inputs, labels, classes, *, inputs_in_unit_box = true))]
+pub fn py_check_batch(py: Python<'_>, inputs: PyTensor, labels: PyTensor, classes: i64, inputs_in_unit_box: bool) -> PyResult<PyObject> {
     let (x, y) = (inputs.0, labels.0);
-    let labels = py.allow_threads(move || check_batch_for(&x, &y, classes))?;
-    to_py(py, &labels)
-}
-
-/// ``_check_batch``'s labels half, for a step whose inputs need not lie in
-/// [0, 1] (Standard training): labels integer, ``(N,)``, on the inputs'
-/// device, in ``[0, classes)``. Returns them as ``torch.int64``.
-#[pyfunction]
-#[pyo3(name = "_check_labels", signature = (inputs, labels, classes))]
-pub fn py_check_labels(py: Python<'_>, inputs: PyTensor, labels: PyTensor, classes: i64) -> PyResult<PyObject> {
-    let (x, y) = (inputs.0, labels.0);
-    let labels = py.allow_threads(move || check_labels_for(&x, &y, classes))?;
+    let check = if inputs_in_unit_box { check_batch_for } else { check_labels_for };
+    let labels = py.allow_threads(move || check(&x, &y, classes))?;
     to_py(py, &labels)
 }
 
@@ -213,7 +205,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_fgsm_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_grad_norm_penalty_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_check_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(py_check_labels, m)?)?;
     m.add_function(wrap_pyfunction!(py_pgd_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_lfr_perturb_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(py_apgd_fixed, m)?)?;

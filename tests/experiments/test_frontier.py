@@ -64,6 +64,24 @@ def test_points_and_their_training_configs():
     assert [p.name for p in _settings(fd=False).points()] == POINTS[:3]
 
 
+def test_scaled_describes_the_frontiers_own_inner_steps():
+    s = _settings(methods=("standard", "at", "lfr"), inner_steps=(1, 4))
+    table = [i for i in s.base.scaled if i.startswith("inner maximisation:")]
+    ours = [i for i in s.to_dict()["scaled"] if i.startswith("inner maximisation:")]
+    assert len(table) == len(ours) == 1 and table[0].startswith("inner maximisation: 2 steps of ")
+    a1, a4 = 4 / 3 * 0.1, 4 / 3 * 0.1 / 4
+    assert ours[0].startswith(f"inner maximisation: 1, 4 steps of {a1:g}, {a4:g} respectively; LFR fd at the preset's 2")
+    # the other items are the preset's, in its order
+    assert [i for i in s.to_dict()["scaled"] if i not in ours] == [i for i in s.base.scaled if i not in table]
+    no_fd = _settings(methods=("standard", "at"), inner_steps=(3,)).to_dict()["scaled"]
+    assert any(i.startswith(f"inner maximisation: 3 steps of {4 / 3 * 0.1 / 3:g} (paper: 40 of") for i in no_fd)
+
+
+def test_the_report_lists_every_inner_step_budget(tiny_run):
+    md = (tiny_run[0] / "frontier.md").read_text()
+    assert "- scaled: inner maximisation: 1, 2 steps of " in md and "inner maximisation: 2 steps of" not in md
+
+
 def test_estimate_grows_with_the_inner_steps():
     e = frontier.estimate_seconds(_settings(methods=("standard", "at", "lfr"), inner_steps=(1, 4)), 48, 16)
     assert list(e) == ["standard-k0", "at-k1", "at-k4", "lfr-k1", "lfr-k4", "lfr-k2-fd"]

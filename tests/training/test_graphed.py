@@ -184,16 +184,16 @@ def test_a_replay_checks_its_batch_as_the_eager_step_does():
     other method the inputs in [0, 1] as well."""
     x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
     standardised = x * 4 - 2
-    assert torch.equal(_native._check_labels(standardised, y.to(torch.int32), 3), y)
-    assert _native._check_labels(standardised, y, 3).dtype == torch.int64
+    assert torch.equal(_native._check_batch(standardised, y.to(torch.int32), 3, inputs_in_unit_box=False), y)
+    assert _native._check_batch(standardised, y, 3, inputs_in_unit_box=False).dtype == torch.int64
     with pytest.raises(ValueError, match="label 3 is out of range for a model with 3 classes"):
-        _native._check_labels(x, torch.tensor([0, 1, 3, 0]), 3)
+        _native._check_batch(x, torch.tensor([0, 1, 3, 0]), 3, inputs_in_unit_box=False)
     with pytest.raises(ValueError, match="non-negative"):
-        _native._check_labels(x, torch.tensor([0, -1, 2, 0]), 3)
+        _native._check_batch(x, torch.tensor([0, -1, 2, 0]), 3, inputs_in_unit_box=False)
     with pytest.raises(TypeError, match="integer"):
-        _native._check_labels(x, y.float(), 3)
+        _native._check_batch(x, y.float(), 3, inputs_in_unit_box=False)
     with pytest.raises(ShapeError, match=r"\(N,\) = \(4,\)"):
-        _native._check_labels(x, y[:3], 3)
+        _native._check_batch(x, y[:3], 3, inputs_in_unit_box=False)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         _native._check_batch(standardised, y, 3)
     assert torch.equal(_native._check_batch(x, y, 3), y)

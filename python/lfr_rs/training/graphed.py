@@ -30,6 +30,7 @@ eagerly, the capture happens at full strength.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -161,7 +162,8 @@ class StepGraphs:
         return loss.detach(), correct, finite
 
     def _capture(self, method: Defense, x: Tensor, y: Tensor, classes: int) -> CapturedStep:
-        check = _native._check_labels if isinstance(method, Standard) else _native._check_batch
+        # Standard's inputs need not lie in [0, 1] (standardised data): its labels alone are checked
+        check = functools.partial(_native._check_batch, inputs_in_unit_box=not isinstance(method, Standard))
         sx, sy = x.detach().clone(), check(x, y, classes).clone()
         params = [p for p in self.model.parameters() if p.requires_grad]
         # the warm-up's train-mode forwards move BatchNorm's statistics: put them back

@@ -98,9 +98,20 @@ class FrontierSettings:
         """The settings a rerun into the same folder must repeat."""
         return {k: v for k, v in self.base.comparable().items() if k != "methods"}
 
+    def scaled(self) -> Tuple[str, ...]:
+        """The preset's list of what it scaled, its inner-maximisation item
+        rewritten for the frontier's own budgets (the preset's single budget
+        would misdescribe a point at other steps)."""
+        k = self.inner_steps
+        alphas = ", ".join(f"{self.inner_alpha(n):g}" for n in k)
+        fd = f"; LFR fd at the preset's {self.base.inner_steps}" if self.fd and "lfr" in self.base.methods else ""
+        item = (f"inner maximisation: {', '.join(map(str, k))} steps of {alphas}{' respectively' if len(k) > 1 else ''}{fd} (paper: 40 of "
+                f"{travel_alpha(self.base.eps, 40):g}; the same 4/3 eps travelled)")
+        return tuple(item if s.startswith("inner maximisation:") else s for s in self.base.scaled)
+
     def to_dict(self) -> Dict[str, Any]:
-        return {**self.base.to_dict(), "frontier_inner_steps": list(self.inner_steps), "fd": self.fd,
-                "points": [p.name for p in self.points()]}
+        return {**self.base.to_dict(), "scaled": list(self.scaled()), "frontier_inner_steps": list(self.inner_steps),
+                "fd": self.fd, "points": [p.name for p in self.points()]}
 
 
 def resolve(
