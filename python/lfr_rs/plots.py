@@ -200,6 +200,19 @@ def lambda_sweep(
 _MARKERS = {"standard": "s", "at": "o", "trades": "^", "llr": "D", "lfr": "*", "gradnorm": "v"}
 
 
+def _plain_log_ticks(axis: Any, span: float) -> None:
+    """Plain-number labels on a log axis, at 1-2-5 steps per decade (every
+    integer step when the data span less than a factor 5), and none on the
+    minor ticks: matplotlib's default labels the minor ticks of an axis
+    spanning about a decade in scientific notation, which overlap."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    subs = (1.0, 2.0, 5.0) if span >= 5 else tuple(float(k) for k in range(1, 10))
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def frontier(
     result: Union[Mapping[str, Any], str, "os.PathLike[str]"],
     *,
@@ -249,6 +262,7 @@ def frontier(
     ys = [100 * p["strong"] for p in front] + [100 * front[-1]["strong"]]
     ax.step(xs, ys, where="post", color="k", linewidth=1, alpha=0.6, label="Pareto frontier", zorder=2)
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis, max(p[key] for p in points) / min(p[key] for p in points))
     ax.set_xlabel("training time (s, log scale): SGD steps x step time measured side by side" if key == "cost_s"
                   else "training wall-clock (s, log scale)")
     ax.set_ylabel("strong robust accuracy (%)")
